@@ -1,0 +1,60 @@
+import Foundation
+public import Logging
+
+/// The 402 response a rail inspects, with the request that produced it.
+public struct ChallengeContext: Sendable {
+    public var request: RouteweilerRequest
+    public var response: TransportResponse
+    public var now: Date
+    public init(request: RouteweilerRequest, response: TransportResponse, now: Date) {
+        self.request = request
+        self.response = response
+        self.now = now
+    }
+}
+
+/// Per-payment context handed to ``Rail/pay(_:with:context:)``.
+public struct PaymentContext: Sendable {
+    public var requestID: String
+    public var logger: Logger
+    public var now: Date
+    public init(requestID: String, logger: Logger, now: Date) {
+        self.requestID = requestID
+        self.logger = logger
+        self.now = now
+    }
+}
+
+/// A payment protocol over HTTP 402: it spots its challenges, checks them against a funding source, and pays.
+///
+/// A rail is a stateless codec; money comes from a ``FundingSource``. Rails report failures as
+/// ``RouteweilerError``s whose `mayHaveMovedFunds` tells the router whether failing over is safe.
+public protocol Rail: Sendable {
+    /// The rail's id, as in traces.
+    var id: RailID { get }
+
+    /// Every offer of this rail in a 402 response: each parsed offer, or the typed error that makes it unusable.
+    /// An empty array means the response carries no challenge of this rail.
+    func offers(in context: ChallengeContext) -> [Result<PaymentOffer, any RouteweilerError>]
+
+    /// Checks, before any money moves, that `funding` can and may pay `offer`.
+    /// - Throws: a ``RouteweilerError`` saying why not (wrong network, expired, amount over a limit, …).
+    func check(_ offer: PaymentOffer, with funding: any FundingSource, now: Date) throws
+
+    /// Pays `offer` from `funding` and returns the proof for the retry.
+    /// - Throws: a ``RouteweilerError``. If its `mayHaveMovedFunds` is `false`, nothing was paid; otherwise the
+    ///   payment may have happened and must not be attempted again on any rail.
+    func pay(_ offer: PaymentOffer, with funding: any FundingSource, context: PaymentContext) async throws
+        -> PaymentProof
+}
+
+/// A wallet that can fund one or more rails (a Lightning node, an EVM key, a Stripe customer).
+public protocol FundingSource: Sendable {
+    /// The rails this source can pay on; the client registers each rail once.
+    var rails: [any Rail] { get }
+    /// A short public label for traces, e.g. `lightning:bitcoin-regtest`.
+    var label: String { get }
+}
+
+/// Namespace for funding-source factories; each rail module adds its own (`Funding.lightningLND(…)`).
+public enum Funding {}

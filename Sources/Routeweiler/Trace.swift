@@ -1,0 +1,232 @@
+import Foundation
+
+/// One finished call, as stored in `trace_events` (SPEC §12). Encoded as camelCase JSON with nulls present.
+public struct TraceEvent: Sendable, Codable, Hashable {
+    public struct Outcome: Sendable, Codable, Hashable {
+        public struct ErrorInfo: Sendable, Codable, Hashable {
+            public var code: String
+            public var message: String
+            public init(code: String, message: String) {
+                self.code = code
+                self.message = message
+            }
+        }
+        public var httpStatus: Int?
+        public var serviceDelivered: Bool
+        public var serviceLatencyMs: Int
+        public var error: ErrorInfo?
+        public init(httpStatus: Int?, serviceDelivered: Bool, serviceLatencyMs: Int, error: ErrorInfo? = nil) {
+            self.httpStatus = httpStatus
+            self.serviceDelivered = serviceDelivered
+            self.serviceLatencyMs = serviceLatencyMs
+            self.error = error
+        }
+        enum CodingKeys: String, CodingKey { case httpStatus, serviceDelivered, serviceLatencyMs, error }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(httpStatus, forKey: .httpStatus)
+            try c.encode(serviceDelivered, forKey: .serviceDelivered)
+            try c.encode(serviceLatencyMs, forKey: .serviceLatencyMs)
+            try c.encode(error, forKey: .error)
+        }
+    }
+
+    public struct Payment: Sendable, Codable, Hashable {
+        public var proofType: ProofType
+        public var proofValue: String?
+        public var amountNative: UInt64
+        public var amountNativeCurrency: String
+        public var amountEnvelope: Double?
+        public var amountEnvelopeCurrency: String?
+        public var fmvQuality: FmvQuality
+        public var settlementLatencyMs: Int
+        public init(proofType: ProofType, proofValue: String?, amountNative: UInt64, amountNativeCurrency: String,
+                    amountEnvelope: Double?, amountEnvelopeCurrency: String?, fmvQuality: FmvQuality,
+                    settlementLatencyMs: Int) {
+            self.proofType = proofType
+            self.proofValue = proofValue
+            self.amountNative = amountNative
+            self.amountNativeCurrency = amountNativeCurrency
+            self.amountEnvelope = amountEnvelope
+            self.amountEnvelopeCurrency = amountEnvelopeCurrency
+            self.fmvQuality = fmvQuality
+            self.settlementLatencyMs = settlementLatencyMs
+        }
+        enum CodingKeys: String, CodingKey {
+            case proofType, proofValue, amountNative, amountNativeCurrency, amountEnvelope, amountEnvelopeCurrency,
+                fmvQuality, settlementLatencyMs
+        }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(proofType, forKey: .proofType)
+            try c.encode(proofValue, forKey: .proofValue)
+            try c.encode(amountNative, forKey: .amountNative)
+            try c.encode(amountNativeCurrency, forKey: .amountNativeCurrency)
+            try c.encode(amountEnvelope, forKey: .amountEnvelope)
+            try c.encode(amountEnvelopeCurrency, forKey: .amountEnvelopeCurrency)
+            try c.encode(fmvQuality, forKey: .fmvQuality)
+            try c.encode(settlementLatencyMs, forKey: .settlementLatencyMs)
+        }
+    }
+
+    public struct Reconciliation: Sendable, Codable, Hashable {
+        public var taxCategory: String?
+        public var vatApplicable: Bool
+        public var invoiceReference: String?
+        public init(taxCategory: String? = nil, vatApplicable: Bool = false, invoiceReference: String? = nil) {
+            self.taxCategory = taxCategory
+            self.vatApplicable = vatApplicable
+            self.invoiceReference = invoiceReference
+        }
+        enum CodingKeys: String, CodingKey { case taxCategory, vatApplicable, invoiceReference }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(taxCategory, forKey: .taxCategory)
+            try c.encode(vatApplicable, forKey: .vatApplicable)
+            try c.encode(invoiceReference, forKey: .invoiceReference)
+        }
+    }
+
+    public var requestId: String
+    public var parentRequestId: String?
+    public var agentId: String?
+    public var envelopeId: String?
+    public var policyHash: String
+    /// The request's method and URL (also on free calls, unlike the reference).
+    public var method: String?
+    public var url: String?
+    public var challenge: NormalizedChallenge?
+    public var selectedRail: RailID?
+    public var fallbackFrom: RailID?
+    public var facilitator: String?
+    public var fundingSource: String?
+    public var payment: Payment?
+    public var outcome: Outcome
+    public var reconciliation: Reconciliation
+    public var timestampStart: Date
+    public var timestampEnd: Date
+    public var credentialId: String?
+    public var credentialState: String?
+
+    public init(requestId: String, parentRequestId: String? = nil, agentId: String?, envelopeId: String?,
+                policyHash: String, method: String?, url: String?, challenge: NormalizedChallenge?,
+                selectedRail: RailID?, fallbackFrom: RailID?, facilitator: String?, fundingSource: String?,
+                payment: Payment?, outcome: Outcome, reconciliation: Reconciliation = .init(),
+                timestampStart: Date, timestampEnd: Date, credentialId: String? = nil,
+                credentialState: String? = nil) {
+        self.requestId = requestId
+        self.parentRequestId = parentRequestId
+        self.agentId = agentId
+        self.envelopeId = envelopeId
+        self.policyHash = policyHash
+        self.method = method
+        self.url = url
+        self.challenge = challenge
+        self.selectedRail = selectedRail
+        self.fallbackFrom = fallbackFrom
+        self.facilitator = facilitator
+        self.fundingSource = fundingSource
+        self.payment = payment
+        self.outcome = outcome
+        self.reconciliation = reconciliation
+        self.timestampStart = timestampStart
+        self.timestampEnd = timestampEnd
+        self.credentialId = credentialId
+        self.credentialState = credentialState
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case requestId, parentRequestId, agentId, envelopeId, policyHash, method, url, challenge, selectedRail,
+            fallbackFrom, facilitator, fundingSource, payment, outcome, reconciliation, timestampStart, timestampEnd,
+            credentialId, credentialState
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(requestId, forKey: .requestId)
+        try c.encode(parentRequestId, forKey: .parentRequestId)
+        try c.encode(agentId, forKey: .agentId)
+        try c.encode(envelopeId, forKey: .envelopeId)
+        try c.encode(policyHash, forKey: .policyHash)
+        try c.encode(method, forKey: .method)
+        try c.encode(url, forKey: .url)
+        try c.encode(challenge, forKey: .challenge)
+        try c.encode(selectedRail, forKey: .selectedRail)
+        try c.encode(fallbackFrom, forKey: .fallbackFrom)
+        try c.encode(facilitator, forKey: .facilitator)
+        try c.encode(fundingSource, forKey: .fundingSource)
+        try c.encode(payment, forKey: .payment)
+        try c.encode(outcome, forKey: .outcome)
+        try c.encode(reconciliation, forKey: .reconciliation)
+        try c.encode(Timestamp.rfc3339Z(timestampStart), forKey: .timestampStart)
+        try c.encode(Timestamp.rfc3339Z(timestampEnd), forKey: .timestampEnd)
+        if credentialId != nil || credentialState != nil {
+            try c.encode(credentialId, forKey: .credentialId)
+            try c.encode(credentialState, forKey: .credentialState)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        requestId = try c.decode(String.self, forKey: .requestId)
+        parentRequestId = try c.decodeIfPresent(String.self, forKey: .parentRequestId)
+        agentId = try c.decodeIfPresent(String.self, forKey: .agentId)
+        envelopeId = try c.decodeIfPresent(String.self, forKey: .envelopeId)
+        policyHash = try c.decode(String.self, forKey: .policyHash)
+        method = try c.decodeIfPresent(String.self, forKey: .method)
+        url = try c.decodeIfPresent(String.self, forKey: .url)
+        challenge = try c.decodeIfPresent(NormalizedChallenge.self, forKey: .challenge)
+        selectedRail = try c.decodeIfPresent(RailID.self, forKey: .selectedRail)
+        fallbackFrom = try c.decodeIfPresent(RailID.self, forKey: .fallbackFrom)
+        facilitator = try c.decodeIfPresent(String.self, forKey: .facilitator)
+        fundingSource = try c.decodeIfPresent(String.self, forKey: .fundingSource)
+        payment = try c.decodeIfPresent(Payment.self, forKey: .payment)
+        outcome = try c.decode(Outcome.self, forKey: .outcome)
+        reconciliation = try c.decode(Reconciliation.self, forKey: .reconciliation)
+        func date(_ k: CodingKeys) throws -> Date {
+            let s = try c.decode(String.self, forKey: k)
+            guard let d = Timestamp.parse(s) else {
+                throw DecodingError.dataCorruptedError(forKey: k, in: c, debugDescription: "bad date \(s)")
+            }
+            return d
+        }
+        timestampStart = try date(.timestampStart)
+        timestampEnd = try date(.timestampEnd)
+        credentialId = try c.decodeIfPresent(String.self, forKey: .credentialId)
+        credentialState = try c.decodeIfPresent(String.self, forKey: .credentialState)
+    }
+
+    /// The compact JSON payload stored in `trace_events.payload`.
+    public func payloadJSON() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}
+
+/// Where finished calls go. The client calls ``record(_:)`` exactly once per call, after settlement; a sink that
+/// throws never turns a finished call into an error (the failure is logged).
+public protocol TraceSink: Sendable {
+    /// Stores one finished call.
+    func record(_ event: TraceEvent) async throws
+}
+
+/// A sink that keeps events in memory, for tests and for agents that inspect their own history.
+public actor InMemoryTraceSink: TraceSink {
+    public private(set) var events: [TraceEvent] = []
+    public init() {}
+    public func record(_ event: TraceEvent) async throws { events.append(event) }
+}
+
+/// A sink that forwards each event to several sinks; every sink is tried, the first error is rethrown.
+public struct MultiplexTraceSink: TraceSink {
+    public var sinks: [any TraceSink]
+    public init(_ sinks: [any TraceSink]) { self.sinks = sinks }
+    public func record(_ event: TraceEvent) async throws {
+        var firstError: (any Error)?
+        for sink in sinks {
+            do { try await sink.record(event) } catch { if firstError == nil { firstError = error } }
+        }
+        if let firstError { throw firstError }
+    }
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import HTTPTypes
+import LNDClient
+import Routeweiler
+import RouteweilerL402
+import RouteweilerSQLite
+import RouteweilerWire
+
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Fetch a URL, paying its 402 challenge through your LND node. Body to stdout, summary to stderr."
+    )
+
+    @Argument(help: "The URL to fetch.")
+    var url: String
+
+    @OptionGroup var lnd: LNDOptions
+
+    @Option(name: .customLong("trace-db"), help: "SQLite trace database (one row per call).")
+    var traceDB: String?
+
+    @Option(name: .customLong("max-sats"), help: "Refuse invoices dearer than this many sats.")
+    var maxSats: UInt64?
+
+    @Option(name: [.customShort("X"), .customLong("method")], help: "HTTP method (default GET).")
+    var method: String = "GET"
+
+    @Option(name: [.customShort("H"), .customLong("header")], help: "Extra header 'Name: value' (repeatable).")
+    var headers: [String] = []
+
+    @Option(name: [.customShort("d"), .customLong("data")], help: "Request body (sent again on the paid retry).")
+    var data: String?
+
+    @Flag(name: .customLong("json"), help: "Print one JSON object (status, headers, body, payment) to stdout.")
+    var json = false
+
+    func validate() throws {
+        if let maxSats, maxSats == 0 { throw ValidationError("--max-sats must be positive") }
+        for h in headers where !h.contains(":") { throw ValidationError("header '\(h)' is not 'Name: value'") }
+    }
+
+    func run() async throws {
+        var fields = HTTPFields()
+        for h in headers {
+            let idx = h.firstIndex(of: ":")!
+            guard let name = HTTPField.Name(String(h[..<idx]).trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("bad header name in '\(h)'")
+            }
+            fields.append(HTTPField(name: name, value: String(h[h.index(after: idx)...]).trimmingCharacters(in: .whitespaces)))
+        }
+        let method = HTTPRequest.Method(self.method.uppercased()) ?? .get
+        let body = data.map { Array($0.utf8) }
+
+        if lnd.isConfigured {
+            let lndConfig = try lnd.clientConfiguration()
+            try await LNDClient.withClient(configuration: lndConfig) { client in
+                let node = try await LightningFundingSource.create(
+                    lnd: client, network: try await network(of: client),
+                    maxAmountMsat: maxSats.map { $0 * 1000 })
+                try await fetch(funding: [node], method: method, fields: fields, body: body)
+            }
+        } else {
+            try await fetch(funding: [], method: method, fields: fields, body: body)
+        }
+    }
+
+    func network(of client: LNDClient) async throws -> LightningNetwork {
+        if let n = lnd.parsedNetwork { return n }
+        let info = try await client.nodeInfo()
+        guard let n = info.network else {
+            throw ValidationError("the node did not report its network; pass --network")
+        }
+        return n
+    }
+
+    func fetch(funding: [any FundingSource], method: HTTPRequest.Method, fields: HTTPFields, body: [UInt8]?) async throws {
+        var config = RouteweilerClient.Configuration(funding: funding)
+        if let traceDB { config.traceSink = try SQLiteTraceSink(path: traceDB) }
+        do {
+            let response = try await RouteweilerClient.withClient(configuration: config) { rw in
+                try await rw.request(method, url, headers: fields, body: body)
+            }
+            if json {
+                print(jsonText(Self.jsonObject(response)))
+            } else {
+                FileHandle.standardOutput.write(Data(response.body))
+                if let p = response.payment {
+                    printError("paid \(p.amountNative) \(p.amountNativeCurrency == "btc-lightning" ? "sats" : p.amountNativeCurrency) via \(p.rail) (\(p.proofType) \(p.proofValue ?? "-")) in \(p.settlementLatencyMs) ms; HTTP \(response.status.code); trace \(p.requestID)")
+                } else {
+                    printError("free: HTTP \(response.status.code); nothing paid; trace \(response.requestID)")
+                }
+            }
+            if response.status.code >= 400 { throw ExitCode(1) }
+        } catch let error as any RouteweilerError {
+            if json {
+                var object: [String: Any] = ["error": ["code": error.errorName, "message": error.message,
+                                                       "mayHaveMovedFunds": error.mayHaveMovedFunds]]
+                if let rejected = error as? ProofRejectedError { object["payment"] = Self.paymentObject(rejected.payment) }
+                if let failed = error as? PaidRetryFailedError { object["payment"] = Self.paymentObject(failed.payment) }
+                print(jsonText(object))
+            } else {
+                printError("error: \(error)")
+                if error.mayHaveMovedFunds { printError("note: funds may have moved; nothing will be paid again for this call") }
+            }
+            throw ExitCode(ExitCodes.code(for: error))
+        }
+    }
+
+    static func paymentObject(_ p: PaymentReceipt) -> [String: Any] {
+        ["rail": p.rail.rawValue, "amountNative": p.amountNative, "amountNativeCurrency": p.amountNativeCurrency,
+         "proofType": p.proofType.rawValue, "proofValue": p.proofValue ?? NSNull(),
+         "settlementLatencyMs": p.settlementLatencyMs, "fmvQuality": p.fmvQuality.rawValue, "requestId": p.requestID]
+    }
+
+    static func jsonObject(_ r: RouteweilerResponse) -> [String: Any] {
+        var headers: [String: String] = [:]
+        for f in r.headerFields { headers[f.name.canonicalName] = f.value }
+        return ["status": Int(r.status.code), "headers": headers, "body": r.text,
+                "payment": r.payment.map(paymentObject) ?? NSNull(), "requestId": r.requestID]
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import Routeweiler
+import RouteweilerSQLite
+
+struct TraceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace", abstract: "Show the rows of a trace database, newest first.")
+
+    @Option(name: .customLong("trace-db"), help: "The SQLite trace database.")
+    var traceDB: String = "./routeweiler-traces.db"
+
+    @Option(name: .customLong("limit"), help: "How many rows.")
+    var limit: Int = 50
+
+    @Flag(name: .customLong("json"), help: "One JSON payload per line.")
+    var json = false
+
+    func run() async throws {
+        guard FileManager.default.fileExists(atPath: traceDB) else {
+            printError("error: no trace database at \(traceDB)")
+            throw ExitCode(ExitCodes.configuration)
+        }
+        let sink = try SQLiteTraceSink(path: traceDB)
+        let events = try await sink.events(limit: limit)
+        for e in events {
+            if json {
+                print(try e.payloadJSON())
+            } else {
+                print(Self.line(e))
+            }
+        }
+        if !json { printError("\(events.count) row(s)") }
+    }
+
+    static func line(_ e: TraceEvent) -> String {
+        let status = e.outcome.httpStatus.map(String.init) ?? "-"
+        let rail = e.selectedRail?.rawValue ?? "-"
+        let amount = e.payment.map { "\($0.amountNative) \($0.amountNativeCurrency)" } ?? "free"
+        let error = e.outcome.error.map { " error=\($0.code)" } ?? ""
+        return "\(Timestamp.rfc3339Z(e.timestampStart))  \(e.requestId)  \(e.method ?? "-") \(e.url ?? "-")  status=\(status) rail=\(rail) amount=\(amount)\(error)"
+    }
+}

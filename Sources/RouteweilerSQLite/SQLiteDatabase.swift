@@ -1,0 +1,73 @@
+import Foundation
+import GRDB
+
+/// Opens the shared Routeweiler database file (trace, budgets and credentials live in one file, SPEC §13).
+///
+/// WAL mode, `synchronous=NORMAL`, foreign keys on, and a 10 s busy timeout so that several processes can share
+/// the file. The file is created with mode 0600.
+package enum RouteweilerDatabase {
+    package static func open(path: String) throws -> DatabasePool {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        }
+        if !FileManager.default.fileExists(atPath: path) {
+            let fd = Foundation.open(path, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+            if fd >= 0 { close(fd) }
+        }
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.foreignKeysEnabled = true
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous=NORMAL")
+        }
+        let pool = try DatabasePool(path: path, configuration: config)
+        try migrator.migrate(pool)
+        // SQLite creates the -wal and -shm files with the main file's mode; keep them private too.
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            chmod(path + suffix, 0o600)
+        }
+        return pool
+    }
+
+    package static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-schema") { db in
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS envelopes(
+                  id TEXT PRIMARY KEY, cap_minor_units INTEGER NOT NULL, cap_currency TEXT NOT NULL,
+                  allowed_rails TEXT NOT NULL, allowed_origins_glob TEXT NOT NULL,
+                  status TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+                  counter_public_key TEXT NOT NULL DEFAULT '');
+                CREATE TABLE IF NOT EXISTS draws(
+                  id TEXT PRIMARY KEY, envelope_id TEXT NOT NULL REFERENCES envelopes(id),
+                  request_id TEXT NOT NULL, idempotency_key TEXT NOT NULL,
+                  amount_reserved_minor_units INTEGER NOT NULL, amount_settled_minor_units INTEGER,
+                  rail_quoted TEXT NOT NULL, state TEXT NOT NULL, issued_at TEXT NOT NULL,
+                  expires_at TEXT NOT NULL, settled_at TEXT, UNIQUE(envelope_id, idempotency_key));
+                CREATE INDEX IF NOT EXISTS draws_envelope_state ON draws(envelope_id, state);
+                CREATE TABLE IF NOT EXISTS envelope_fmv_snapshots(
+                  envelope_id TEXT PRIMARY KEY REFERENCES envelopes(id), captured_at TEXT NOT NULL,
+                  rates_json TEXT NOT NULL, quality_json TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS credentials(
+                  credential_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, rail TEXT NOT NULL,
+                  challenge_url TEXT NOT NULL, payload_json TEXT NOT NULL, state TEXT NOT NULL,
+                  manual_hold_reason TEXT, persisted_at TEXT NOT NULL, redeemed_at TEXT,
+                  last_transition_at TEXT NOT NULL, expires_at TEXT);
+                CREATE INDEX IF NOT EXISTS credentials_state ON credentials(state);
+                CREATE INDEX IF NOT EXISTS credentials_request ON credentials(request_id);
+                CREATE UNIQUE INDEX IF NOT EXISTS credentials_request_rail ON credentials(request_id, rail);
+                CREATE TABLE IF NOT EXISTS trace_events(
+                  request_id TEXT PRIMARY KEY, envelope_id TEXT, selected_rail TEXT, fallback_from TEXT,
+                  facilitator TEXT, http_status INTEGER, service_delivered INTEGER NOT NULL,
+                  amount_native TEXT, amount_native_currency TEXT, amount_envelope REAL,
+                  amount_envelope_currency TEXT, fmv_quality TEXT, ts_start TEXT NOT NULL, ts_end TEXT NOT NULL,
+                  shipped_at TEXT, payload TEXT NOT NULL);
+                CREATE INDEX IF NOT EXISTS trace_events_envelope_ts ON trace_events(envelope_id, ts_start DESC);
+                """)
+        }
+        return m
+    }
+}

@@ -1,0 +1,232 @@
+import Crypto
+import Foundation
+import Hummingbird
+import NIOCore
+import RouteweilerWire
+import Synchronization
+
+/// An L402 paywall over real HTTP on 127.0.0.1, for tests and offline demos.
+///
+/// It mints real macaroons (HMAC chain, L402 identifier `version ‖ payment hash ‖ token id`) and real signed
+/// BOLT-11 invoices, registers each invoice on a shared ``FakeLightningNetwork`` that ``FakeLND`` pays over, and
+/// verifies `Authorization: L402 <macaroon>:<preimage>` (or `LSAT`) before serving the protected resource.
+///
+/// ```swift
+/// try await FakePaywall.withPaywall(network: network) { paywall in
+///     let response = try await rw.get(paywall.url("/protected"))
+/// }
+/// ```
+public final class FakePaywall: Sendable {
+    /// How the paywall behaves; change it to script faults.
+    public struct Configuration: Sendable {
+        /// Price of one call in millisatoshi. Default 10 000 (10 sats).
+        public var priceMsat: UInt64 = 10_000
+        /// Network of the invoices. Default regtest.
+        public var network: LightningNetwork = .bitcoinRegtest
+        /// Which challenges to send: `["L402"]`, `["LSAT"]`, or both (one token offered twice).
+        public var schemes: [String] = ["L402"]
+        /// Name of the token parameter: `macaroon` (default) or `token`.
+        public var tokenParameter = "macaroon"
+        /// Invoice expiry in seconds. Default 3600.
+        public var invoiceExpirySeconds: UInt64 = 3600
+        /// Seconds to back-date invoice timestamps (to mint expired invoices).
+        public var invoiceBackdateSeconds: UInt64 = 0
+        /// Extra first-party caveats on every macaroon, e.g. `services=demo:0`.
+        public var caveats: [String] = []
+        /// Mint invoices without an amount.
+        public var amountless = false
+        /// Put another payment hash in the macaroon than in the invoice.
+        public var mismatchedPaymentHash = false
+        /// Answer 402 even to a valid proof.
+        public var refuseProofs = false
+        /// Drop the connection of this many paid retries before answering (tests of retry with the same proof).
+        public var dropPaidRetries = 0
+        /// The description of the invoices.
+        public var invoiceDescription = "Routeweiler fake paywall"
+        public init() {}
+    }
+
+    /// What the paywall has seen.
+    public struct Stats: Sendable, Hashable {
+        /// Every request to a protected path.
+        public var protectedRequests = 0
+        /// Challenges (402) sent.
+        public var challengesIssued = 0
+        /// Requests served because their proof was valid.
+        public var paidRequestsServed = 0
+        /// Proofs refused.
+        public var proofsRejected = 0
+        /// Bodies of served paid requests, in order.
+        public var servedBodies: [[UInt8]] = []
+    }
+
+    public let network: FakeLightningNetwork
+    private let state: Mutex<(config: Configuration, stats: Stats, dropped: Int, port: Int?)>
+    private let rootKey: [UInt8]
+    private let nodeKey: Secp256k1.PrivateKey
+    private let task: Mutex<Task<Void, any Error>?> = Mutex(nil)
+
+    /// Creates a paywall; call ``start()`` (or use ``withPaywall(network:configuration:_:)``).
+    public init(network: FakeLightningNetwork, configuration: Configuration = .init()) {
+        self.network = network
+        self.state = Mutex((configuration, Stats(), 0, nil))
+        self.rootKey = Self.randomBytes(32)
+        var key: Secp256k1.PrivateKey?
+        while key == nil { key = try? Secp256k1.PrivateKey(bytes: Self.randomBytes(32)) }
+        self.nodeKey = key!
+    }
+
+    /// The payee node's public key (66 hex), as found in the invoices.
+    public var nodePubkey: String { nodeKey.publicKey.compressed.hexString }
+    /// The bound port; valid after ``start()``.
+    public var port: Int { state.withLock { $0.port ?? 0 } }
+    /// `http://127.0.0.1:<port>`.
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    /// An absolute URL on the paywall.
+    public func url(_ path: String) -> String { baseURL + path }
+    public var stats: Stats { state.withLock { $0.stats } }
+    /// Changes the behaviour of the running paywall.
+    public func configure(_ change: (inout Configuration) -> Void) { state.withLock { change(&$0.config) } }
+
+    /// Runs `body` with a started paywall and stops it afterwards.
+    public static func withPaywall<R: Sendable>(
+        network: FakeLightningNetwork, configuration: Configuration = .init(),
+        _ body: (FakePaywall) async throws -> R
+    ) async throws -> R {
+        let paywall = FakePaywall(network: network, configuration: configuration)
+        try await paywall.start()
+        do {
+            let r = try await body(paywall)
+            await paywall.shutdown()
+            return r
+        } catch {
+            await paywall.shutdown()
+            throw error
+        }
+    }
+
+    /// Starts listening on 127.0.0.1 (port 0) and returns once the port is known.
+    public func start() async throws {
+        let router = Router()
+        router.get("/free") { _, _ in Self.json(.ok, #"{"free":true}"#) }
+        for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
+            router.on("/protected", method: method) { request, _ in try await self.handleProtected(request) }
+            router.on("/protected/**", method: method) { request, _ in try await self.handleProtected(request) }
+        }
+        let (stream, continuation) = AsyncStream<Int>.makeStream()
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
+            onServerRunning: { channel in
+                continuation.yield(channel.localAddress?.port ?? 0)
+                continuation.finish()
+            },
+            logger: Logger(label: "fake-paywall", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let t = Task { try await app.run() }
+        task.withLock { $0 = t }
+        var port = 0
+        for await p in stream { port = p }
+        guard port != 0 else {
+            t.cancel()
+            throw FakePaywallError(message: "the paywall did not start")
+        }
+        state.withLock { $0.port = port }
+    }
+
+    /// Stops the server.
+    public func shutdown() async {
+        let t = task.withLock { t -> Task<Void, any Error>? in
+            defer { t = nil }
+            return t
+        }
+        t?.cancel()
+        _ = await t?.result
+    }
+
+    private func handleProtected(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: 1 << 20)
+        let config = state.withLock { s -> Configuration in
+            s.stats.protectedRequests += 1
+            return s.config
+        }
+        if let authorization = request.headers[.authorization] {
+            if verify(authorization) && !config.refuseProofs {
+                let drop = state.withLock { s -> Bool in
+                    if s.dropped < s.config.dropPaidRetries {
+                        s.dropped += 1
+                        return true
+                    }
+                    return false
+                }
+                if drop { throw DropConnection() }
+                state.withLock { s in
+                    s.stats.paidRequestsServed += 1
+                    s.stats.servedBodies.append(Array(buffer: body))
+                }
+                return Self.json(.ok, #"{"result":"ok","rail":"l402"}"#)
+            }
+            state.withLock { $0.stats.proofsRejected += 1 }
+            if !config.refuseProofs {
+                return Self.json(.unauthorized, #"{"error":"invalid L402 credential"}"#)
+            }
+        }
+        let header = try await mintChallenge(config)
+        state.withLock { $0.stats.challengesIssued += 1 }
+        var response = Self.json(.paymentRequired, #"{"error":"payment required"}"#)
+        for value in header { response.headers.append(HTTPField(name: .wwwAuthenticate, value: value)) }
+        return response
+    }
+
+    /// Mints a fresh token and invoice and registers the invoice on the network; returns the header values.
+    public func mintChallenge(_ config: Configuration? = nil) async throws -> [String] {
+        let config = config ?? state.withLock { $0.config }
+        let preimage = Self.randomBytes(32)
+        let paymentHash = Array(SHA256.hash(data: preimage))
+        let now = UInt64(Date().timeIntervalSince1970) - config.invoiceBackdateSeconds
+        let invoice = try Bolt11Invoice.sign(
+            network: config.network, amountMsat: config.amountless ? nil : config.priceMsat, timestamp: now,
+            paymentHash: paymentHash, paymentSecret: Self.randomBytes(32), description: config.invoiceDescription,
+            descriptionHash: nil, expirySeconds: config.invoiceExpirySeconds, privateKey: nodeKey)
+        let boundHash = config.mismatchedPaymentHash ? Self.randomBytes(32) : paymentHash
+        var macaroon = Macaroon.mint(
+            rootKey: rootKey, identifier: L402Identifier(paymentHash: boundHash, tokenID: Self.randomBytes(32)).bytes,
+            location: "fake-paywall")
+        for caveat in config.caveats { macaroon = macaroon.addingFirstPartyCaveat(caveat) }
+        await network.addInvoice(paymentRequest: invoice.paymentRequest, paymentHash: paymentHash, preimage: preimage,
+                                 amountMsat: config.priceMsat, expiresAt: invoice.expiresAt)
+        let token = macaroon.base64
+        return config.schemes.map { "\($0) \(config.tokenParameter)=\"\(token)\", invoice=\"\(invoice.paymentRequest)\"" }
+    }
+
+    private func verify(_ authorization: String) -> Bool {
+        guard let space = authorization.firstIndex(of: " ") else { return false }
+        let scheme = authorization[..<space].lowercased()
+        guard scheme == "l402" || scheme == "lsat" else { return false }
+        let credential = authorization[authorization.index(after: space)...].trimmingCharacters(in: .whitespaces)
+        guard let colon = credential.lastIndex(of: ":") else { return false }
+        guard let macaroon = try? Macaroon(base64: String(credential[..<colon])),
+            let preimage = Hex.decode(credential[credential.index(after: colon)...]), preimage.count == 32,
+            macaroon.verifySignature(rootKey: rootKey), let id = macaroon.l402Identifier
+        else { return false }
+        return Array(SHA256.hash(data: preimage)) == id.paymentHash
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func randomBytes(_ n: Int) -> [UInt8] {
+        var g = SystemRandomNumberGenerator()
+        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
+    }
+}
+
+/// The paywall could not start.
+public struct FakePaywallError: Error, Sendable {
+    public var message: String
+}
+
+/// Thrown by a handler to make Hummingbird close the connection without answering.
+struct DropConnection: Error {}
