@@ -102,6 +102,11 @@ public struct AuthChallenge: Sendable, Hashable {
         parameter(name)
     }
 
+    /// The value of the first parameter named `name` (ASCII case-insensitive), or `nil`.
+    public subscript(_ name: String) -> String? {
+        parameter(name)
+    }
+
     /// Parses the values of one or more `WWW-Authenticate` header lines into challenges, in order.
     ///
     /// Each field value is a comma-separated list of challenges; a challenge's parameters are also
@@ -132,7 +137,7 @@ public struct AuthChallenge: Sendable, Hashable {
         return result
     }
 
-    /// Parses a single `WWW-Authenticate` field value. See ``parse(_:)-(_:[String])``.
+    /// Parses a single `WWW-Authenticate` field value (same rules as the `[String]` overload).
     public static func parse(_ fieldValue: String) throws(ChallengeParseError) -> [AuthChallenge] {
         try parse([fieldValue])
     }
@@ -239,7 +244,8 @@ private struct ChallengeFieldParser {
     mutating func parseAll() throws(ChallengeParseError) -> [AuthChallenge] {
         var challenges: [AuthChallenge] = []
         var currentChallenge: AuthChallenge?
-        // True right after a scheme and its whitespace: token68 is allowed there.
+        // The scheme of the token68 challenge just finished, for a clearer error if `name=` follows.
+        var lastToken68Scheme: String?
         while true {
             // Skip whitespace and empty list elements.
             skipWhitespace()
@@ -269,6 +275,9 @@ private struct ChallengeFieldParser {
                 // name = value → a parameter of the current challenge.
                 let name = string(token)
                 guard currentChallenge != nil else {
+                    if let scheme = lastToken68Scheme {
+                        throw ChallengeParseError(.missingScheme, "parameter '\(name)' follows the token68 of '\(scheme)', which takes no parameters", offset: tokenStart)
+                    }
                     throw ChallengeParseError(.missingScheme, "parameter '\(name)' appears before any auth-scheme", offset: tokenStart)
                 }
                 pos += 1
@@ -278,6 +287,7 @@ private struct ChallengeFieldParser {
                 continue
             }
             // A new challenge.
+            lastToken68Scheme = nil
             if let finished = currentChallenge { challenges.append(finished) }
             var challenge = AuthChallenge(scheme: string(token))
             guard pos > afterToken || atEnd || current == comma else {
@@ -294,6 +304,7 @@ private struct ChallengeFieldParser {
                 challenge.token68 = token68
                 challenges.append(challenge)
                 currentChallenge = nil
+                lastToken68Scheme = challenge.scheme
                 try expectListSeparator(after: "token68 of '\(challenge.scheme)'")
                 // A token68 challenge takes no parameters; the next element must be a scheme.
                 continue
@@ -301,8 +312,6 @@ private struct ChallengeFieldParser {
             currentChallenge = challenge
         }
         if let finished = currentChallenge { challenges.append(finished) }
-        // Parameters after a token68 would have been attributed to nothing; they are caught
-        // because `currentChallenge` is nil then and `name=` throws `.missingScheme`.
         return challenges
     }
 

@@ -389,8 +389,8 @@ public struct Bolt11Invoice: Sendable, Hashable {
 
         guard let paymentHash else { throw .missingPaymentHash }
         guard let paymentSecret else { throw .missingPaymentSecret }
-        let features = features ?? Features(words: [])
-        if let bit = features.bits.first(where: { $0 % 2 == 0 && !Features.knownBits.contains($0) }) {
+        let featureSet = features ?? Features(words: [])
+        if let bit = featureSet.bits.first(where: { $0 % 2 == 0 && !Features.knownBits.contains($0) }) {
             throw .unknownRequiredFeature(bit)
         }
 
@@ -432,7 +432,7 @@ public struct Bolt11Invoice: Sendable, Hashable {
         self.payeePublicKey = payee.compressed
         self.payeePublicKeyFromNField = payeeField != nil
         self.routeHints = routeHints
-        self.features = features
+        self.features = featureSet
         self.fallbackAddresses = fallbacks
         self.metadata = metadata
         self.unknownFields = unknown

@@ -485,4 +485,18 @@ public struct L402Identifier: Sendable, Hashable {
     public var bytes: [UInt8] {
         [UInt8(version >> 8), UInt8(version & 0xFF)] + paymentHash + tokenID
     }
+
+    /// The payment hash a preimage yields: `SHA-256(preimage)`.
+    public static func paymentHash(forPreimage preimage: [UInt8]) -> [UInt8] {
+        Array(SHA256.hash(data: preimage))
+    }
+
+    /// Whether `SHA-256(preimage)` equals ``paymentHash`` (constant-time compare).
+    public func isPaid(byPreimage preimage: [UInt8]) -> Bool {
+        let hash = Self.paymentHash(forPreimage: preimage)
+        guard hash.count == paymentHash.count else { return false }
+        var diff: UInt8 = 0
+        for (a, b) in zip(hash, paymentHash) { diff |= a ^ b }
+        return diff == 0
+    }
 }

@@ -9,7 +9,7 @@ struct Bech32Tests {
         "a12uel5l",
         "an83characterlonghumanreadablepartthatcontainsthenumber1andtheexcludedcharactersbio1tt5tgs",
         "abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw",
-        "11qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqc8247j",
+        "11qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqc8247j",
         "split1checkupstagehandshakeupstreamerranterredcaperred2y9e3w",
         "?1ezyfcl",
     ])
@@ -67,7 +67,7 @@ struct Bech32Tests {
         }
     }
 
-    @Test func encoderRejectsBadInput() {
+    @Test func encoderRejectsBadInput() throws {
         #expect(throws: Bech32Error.invalidWord(32)) { try Bech32.encode(humanReadablePart: "a", words: [32]) }
         #expect(throws: Bech32Error.missingSeparator) { try Bech32.encode(humanReadablePart: "", words: []) }
         #expect(throws: Bech32Error.invalidHumanReadablePart) { try Bech32.encode(humanReadablePart: "a b", words: []) }

@@ -531,6 +531,32 @@ struct Bolt11Tests {
         expectBolt11Error(tiny) { if case .truncatedData = $0 { true } else { false } }
     }
 
+    @Test func firstValidFieldWins() throws {
+        let file = try Self.file()
+        let key = try Secp256k1.PrivateKey(bytes: hex(file.generatedKey.privateKeyHex))
+        func field(_ tag: UInt8, _ bytes: [UInt8]) -> [UInt8] {
+            let words = Bech32.bytesToWords(bytes)
+            return [tag, UInt8(words.count >> 5), UInt8(words.count & 31)] + words
+        }
+        let a = [UInt8](repeating: 0xaa, count: 32)
+        let b = [UInt8](repeating: 0xbb, count: 32)
+        let timestamp = Array(try Bech32.decode(file.generated[0].invoice).words.prefix(7))
+        let body = timestamp
+            + field(1, Array(b.prefix(31)))          // p of the wrong length: skipped
+            + field(1, a) + field(1, b)              // two valid p: the first wins
+            + field(16, b) + field(16, a)            // two s
+            + field(13, Array("first".utf8)) + field(13, Array("second".utf8))
+            + field(23, Array(b.prefix(20))) + field(23, a)  // short h skipped, then a
+            + field(6, [0x01, 0x00]) + field(6, [0x02])       // x as bytes: 2 words, 0x01 0x00 -> 16 bits
+        let invoice = try Bolt11Invoice(parsing: resign(hrp: "lnbcrt10n", body: body, key: key))
+        #expect(invoice.paymentHash == a)
+        #expect(invoice.paymentSecret == b)
+        #expect(invoice.description == "first")
+        #expect(invoice.descriptionHash == a)
+        #expect(invoice.expirySeconds == 0x0100 << 4)  // 16 bits packed into 4 words, zero-padded
+        #expect(invoice.payeePublicKey == key.publicKey.compressed)
+    }
+
     @Test func featureRules() throws {
         let file = try Self.file()
         let key = try Secp256k1.PrivateKey(bytes: hex(file.generatedKey.privateKeyHex))

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Testing
 @testable import RouteweilerWire
@@ -208,7 +207,9 @@ struct MacaroonVectorTests {
         #expect(Int(id.version) == expected.version)
         #expect(id.paymentHash.hexString == expected.paymentHashHex)
         #expect(id.tokenID.hexString == expected.tokenIdHex)
-        #expect(Array(SHA256.hash(data: hex(expected.paymentPreimageHex))).hexString == expected.paymentHashHex)
+        #expect(L402Identifier.paymentHash(forPreimage: hex(expected.paymentPreimageHex)).hexString == expected.paymentHashHex)
+        #expect(id.isPaid(byPreimage: hex(expected.paymentPreimageHex)))
+        #expect(!id.isPaid(byPreimage: hex(expected.paymentHashHex)))
         #expect(id.bytes == m.identifier)
     }
 
@@ -308,7 +309,7 @@ struct MacaroonVectorTests {
         #expect(l402.authorization(preimage: hex(v.paymentPreimageHex)) == v.authorizationL402)
         let macaroon = try #require(l402.decodedMacaroon)
         #expect(macaroon.l402Identifier?.paymentHash.hexString == v.paymentHashHex)
-        #expect(Array(SHA256.hash(data: hex(v.paymentPreimageHex))).hexString == v.paymentHashHex)
+        #expect(macaroon.l402Identifier?.isPaid(byPreimage: hex(v.paymentPreimageHex)) == true)
 
         let lsat = try L402Challenge(#require(AuthChallenge.parse([v.wwwAuthenticateLSAT]).first))
         #expect(lsat.scheme == .lsat)
