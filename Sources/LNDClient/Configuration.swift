@@ -127,7 +127,10 @@ extension LNDClient {
 }
 
 /// The configuration with its files loaded and validated.
-struct LoadedConfiguration: Sendable {
+struct LoadedConfiguration: Sendable, CustomStringConvertible, CustomReflectable {
+    var description: String { "LoadedConfiguration(\(self.host):\(self.port), macaroon: <redacted>)" }
+    var customMirror: Mirror { Mirror(self, children: ["description": self.description]) }
+
     var host: String
     var port: Int
     var certificatePEM: String

@@ -16,6 +16,7 @@ public struct LNDError: Error, Sendable, CustomStringConvertible, CustomDebugStr
             case timeout
             case invalidConfiguration
             case unexpected
+            case paymentNotFound
         }
 
         private let wrapped: Wrapped
@@ -49,6 +50,9 @@ public struct LNDError: Error, Sendable, CustomStringConvertible, CustomDebugStr
         public static let invalidConfiguration = Code(.invalidConfiguration)
         /// Any other error.
         public static let unexpected = Code(.unexpected)
+        /// LND has no payment with the given hash (`TrackPaymentV2` answered "payment isn't
+        /// initiated"): nothing was sent for it.
+        public static let paymentNotFound = Code(.paymentNotFound)
 
         /// The name of the code, e.g. `"macaroonRejected"`.
         public var description: String { self.wrapped.rawValue }

@@ -89,16 +89,16 @@ struct PaymentFlow: Sendable {
     }
 
     /// Routing produced ordered candidates (best first), or failed outright.
-    mutating func routed(_ result: Result<[PaymentCandidate], any RouteweilerError>, rejections: [RailRejection])
+    mutating func routed(_ result: RouteResult, rejections: [RailRejection])
         -> Action
     {
         guard case .routing = state else { preconditionFailure("unexpected routing result") }
         self.rejections = rejections
         switch result {
-        case .failure(let error):
+        case .failed(let error):
             state = .done
             return .complete(.failed(error, candidate: nil, proof: nil, httpStatus: originalStatus))
-        case .success(let candidates):
+        case .candidates(let candidates):
             queue = candidates
             return nextCandidate(lastError: nil, lastCandidate: nil)
         }

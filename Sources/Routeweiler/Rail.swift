@@ -35,7 +35,7 @@ public protocol Rail: Sendable {
 
     /// Every offer of this rail in a 402 response: each parsed offer, or the typed error that makes it unusable.
     /// An empty array means the response carries no challenge of this rail.
-    func offers(in context: ChallengeContext) -> [Result<PaymentOffer, any RouteweilerError>]
+    func offers(in context: ChallengeContext) -> [OfferResult]
 
     /// Checks, before any money moves, that `funding` can and may pay `offer`.
     /// - Throws: a ``RouteweilerError`` saying why not (wrong network, expired, amount over a limit, …).
@@ -46,6 +46,12 @@ public protocol Rail: Sendable {
     ///   payment may have happened and must not be attempted again on any rail.
     func pay(_ offer: PaymentOffer, with funding: any FundingSource, context: PaymentContext) async throws
         -> PaymentProof
+}
+
+/// One challenge found by a rail: a payable offer, or the typed error that makes it unusable.
+public enum OfferResult: Sendable {
+    case offer(PaymentOffer)
+    case rejected(any RouteweilerError)
 }
 
 /// A wallet that can fund one or more rails (a Lightning node, an EVM key, a Stripe customer).

@@ -1,5 +1,11 @@
 import Foundation
 
+/// The router's answer: candidates best first, or why there are none.
+enum RouteResult: Sendable {
+    case candidates([PaymentCandidate])
+    case failed(any RouteweilerError)
+}
+
 /// Picks, for one 402 response, the offers that can be paid and orders them best first.
 struct Router: Sendable {
     /// Registered rails in the fixed registration order.
@@ -7,7 +13,7 @@ struct Router: Sendable {
     let funding: [any FundingSource]
 
     struct Decision: Sendable {
-        var result: Result<[PaymentCandidate], any RouteweilerError>
+        var result: RouteResult
         var rejections: [RailRejection]
     }
 
@@ -20,9 +26,9 @@ struct Router: Sendable {
             if !results.isEmpty { sawChallenge = true }
             for result in results {
                 switch result {
-                case .failure(let error):
+                case .rejected(let error):
                     rejections.append(RailRejection(rail: rail.id, error: error))
-                case .success(let offer):
+                case .offer(let offer):
                     var lastError: (any RouteweilerError)?
                     var chosen: (any FundingSource)?
                     for source in funding where source.rails.contains(where: { $0.id == rail.id }) {
@@ -54,13 +60,13 @@ struct Router: Sendable {
                 .map { $0.split(separator: " ").first.map(String.init) ?? "" }
             let offered = schemes.isEmpty ? "no recognised challenge" : "challenges: \(schemes.joined(separator: ", "))"
             return Decision(
-                result: .failure(RailNotSupportedError("402 with \(offered); configured rails: \(rails.map(\.id.rawValue).joined(separator: ", "))")),
+                result: .failed(RailNotSupportedError("402 with \(offered); configured rails: \(rails.map(\.id.rawValue).joined(separator: ", "))")),
                 rejections: rejections)
         }
         if candidates.isEmpty {
             let error: any RouteweilerError =
                 rejections.count == 1 ? rejections[0].error : NoFeasibleRailError(rejections: rejections)
-            return Decision(result: .failure(error), rejections: rejections)
+            return Decision(result: .failed(error), rejections: rejections)
         }
         // Same currency: cheaper first; otherwise registration order (FMV-based ranking arrives with budgets).
         let ordered = candidates.enumerated().sorted { a, b in
@@ -73,6 +79,6 @@ struct Router: Sendable {
             if ia != ib { return ia < ib }
             return a.offset < b.offset
         }.map(\.element.0)
-        return Decision(result: .success(ordered), rejections: rejections)
+        return Decision(result: .candidates(ordered), rejections: rejections)
     }
 }

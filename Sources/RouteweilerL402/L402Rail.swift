@@ -22,7 +22,7 @@ public struct L402Rail: Rail {
     public init() {}
     public var id: RailID { .l402 }
 
-    public func offers(in context: ChallengeContext) -> [Result<PaymentOffer, any RouteweilerError>] {
+    public func offers(in context: ChallengeContext) -> [OfferResult] {
         guard context.response.status.code == 402 else { return [] }
         let fields = context.response.headerFields[values: .wwwAuthenticate]
         guard !fields.isEmpty else { return [] }
@@ -35,9 +35,9 @@ public struct L402Rail: Rail {
                 return l.hasPrefix("l402") || l.hasPrefix("lsat") || l.contains(", l402 ") || l.contains(", lsat ")
             }
             return mentionsL402
-                ? [.failure(ChallengeError("malformed WWW-Authenticate: \(error)", rail: .l402, cause: error))] : []
+                ? [.rejected(ChallengeError("malformed WWW-Authenticate: \(error)", rail: .l402, cause: error))] : []
         }
-        var results: [Result<PaymentOffer, any RouteweilerError>] = []
+        var results: [OfferResult] = []
         var seen: [String: Int] = [:]  // macaroon+invoice -> index in results
         for challenge in challenges {
             let scheme = challenge.scheme.lowercased()
@@ -46,7 +46,7 @@ public struct L402Rail: Rail {
             do {
                 parsed = try L402Challenge(challenge)
             } catch {
-                results.append(.failure(ChallengeError("cannot parse \(challenge.scheme) challenge: \(error)",
+                results.append(.rejected(ChallengeError("cannot parse \(challenge.scheme) challenge: \(error)",
                                                        rail: .l402, cause: error)))
                 continue
             }
@@ -62,32 +62,32 @@ public struct L402Rail: Rail {
         return results
     }
 
-    func offer(_ parsed: L402Challenge, context: ChallengeContext) -> Result<PaymentOffer, any RouteweilerError> {
+    func offer(_ parsed: L402Challenge, context: ChallengeContext) -> OfferResult {
         let invoice: Bolt11Invoice
         do {
             invoice = try Bolt11Invoice(parsing: parsed.invoice)
         } catch {
-            return .failure(ChallengeError("Invalid BOLT-11 invoice: \(error)", rail: .l402, cause: error))
+            return .rejected(ChallengeError("Invalid BOLT-11 invoice: \(error)", rail: .l402, cause: error))
         }
         let now = UInt64(max(0, context.now.timeIntervalSince1970))
         guard let amountMsat = invoice.amountMsat, amountMsat > 0 else {
-            return .failure(InvalidChallengeError(code: .amountlessInvoice,
+            return .rejected(InvalidChallengeError(code: .amountlessInvoice,
                                                   message: "the invoice carries no amount; amountless invoices are refused",
                                                   rail: .l402))
         }
         if invoice.isExpired(now: now) {
-            return .failure(ChallengeExpiredError("the invoice expired at \(invoice.expiresAt) (unix)", rail: .l402))
+            return .rejected(ChallengeExpiredError("the invoice expired at \(invoice.expiresAt) (unix)", rail: .l402))
         }
         let macaroon = try? Macaroon(base64: parsed.macaroon)
         if let macaroon {
             if let boundHash = Self.paymentHash(of: macaroon), boundHash != invoice.paymentHash {
-                return .failure(InvalidChallengeError(
+                return .rejected(InvalidChallengeError(
                     code: .paymentHashMismatch,
                     message: "the invoice's payment hash \(invoice.paymentHash.hexString) is not the one in the macaroon (\(boundHash.hexString))",
                     rail: .l402))
             }
             if let caveat = macaroon.expiredCaveat(now: now) {
-                return .failure(ChallengeExpiredError("the macaroon caveat \(caveat) has passed", rail: .l402))
+                return .rejected(ChallengeExpiredError("the macaroon caveat \(caveat) has passed", rail: .l402))
             }
         }
         var expiresAt = invoice.expiresAt
@@ -105,7 +105,7 @@ public struct L402Rail: Rail {
             expiresAt: Date(timeIntervalSince1970: TimeInterval(expiresAt)),
             raw: ["kind": "l402", "scheme": parsed.scheme.rawValue, "invoice": parsed.invoice,
                   "macaroonFingerprint": "sha256:" + fingerprint, "network": invoice.network.rawValue])
-        return .success(PaymentOffer(rail: .l402, challenge: challenge,
+        return .offer(PaymentOffer(rail: .l402, challenge: challenge,
                                      details: L402Offer(challenge: parsed, invoice: invoice, macaroon: macaroon)))
     }
 

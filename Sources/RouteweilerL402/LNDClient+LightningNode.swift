@@ -6,7 +6,7 @@ extension LNDClient: LightningNode {
     public func nodeInfo() async throws -> LightningNodeInfo {
         do {
             let info = try await getInfo()
-            return LightningNodeInfo(pubkey: info.identityPubkey, network: info.network.flatMap(LightningNetwork.init(rawValue:)))
+            return LightningNodeInfo(pubkey: info.identityPubkey, network: LightningNetwork(rawValue: info.network))
         } catch let error as LNDError {
             throw Self.invoicePaymentError(error, paymentHash: nil)
         }

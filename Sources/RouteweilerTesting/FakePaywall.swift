@@ -1,7 +1,10 @@
 import Crypto
 import Foundation
+import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
+import NIOHTTP1
 import RouteweilerWire
 import Synchronization
 
@@ -159,7 +162,7 @@ public final class FakePaywall: Sendable {
                     }
                     return false
                 }
-                if drop { throw DropConnection() }
+                if drop { throw HTTPParserError.invalidEOFState }  // closes the connection unanswered
                 state.withLock { s in
                     s.stats.paidRequestsServed += 1
                     s.stats.servedBodies.append(Array(buffer: body))
@@ -173,7 +176,7 @@ public final class FakePaywall: Sendable {
         }
         let header = try await mintChallenge(config)
         state.withLock { $0.stats.challengesIssued += 1 }
-        var response = Self.json(.paymentRequired, #"{"error":"payment required"}"#)
+        var response = Self.json(.init(code: 402), #"{"error":"payment required"}"#)
         for value in header { response.headers.append(HTTPField(name: .wwwAuthenticate, value: value)) }
         return response
     }
@@ -227,6 +230,3 @@ public final class FakePaywall: Sendable {
 public struct FakePaywallError: Error, Sendable {
     public var message: String
 }
-
-/// Thrown by a handler to make Hummingbird close the connection without answering.
-struct DropConnection: Error {}

@@ -34,7 +34,7 @@ public final class ScriptedTransport: HTTPTransport {
     public static func challenge(_ values: [String]) -> TransportResponse {
         var fields = HTTPFields()
         for v in values { fields.append(HTTPField(name: .wwwAuthenticate, value: v)) }
-        return TransportResponse(status: .paymentRequired, headerFields: fields, body: [])
+        return TransportResponse(status: .init(code: 402), headerFields: fields, body: [])
     }
 
     /// A response with a status and a text body.

@@ -6,7 +6,7 @@ import Testing
 /// A rail that never runs; the flow only carries candidates around.
 struct InertRail: Rail {
     var id: RailID
-    func offers(in context: ChallengeContext) -> [Result<PaymentOffer, any RouteweilerError>] { [] }
+    func offers(in context: ChallengeContext) -> [OfferResult] { [] }
     func check(_ offer: PaymentOffer, with funding: any FundingSource, now: Date) throws {}
     func pay(_ offer: PaymentOffer, with funding: any FundingSource, context: PaymentContext) async throws -> PaymentProof {
         fatalError("not used")
@@ -50,7 +50,7 @@ struct MoneyMovedError: RouteweilerError {
         var flow = PaymentFlow(maxRetryAttempts: 3, retryBackoff: .milliseconds(1))
         _ = flow.start()
         guard case .route = flow.originalResponse(ScriptedResponses.paymentRequired) else { Issue.record("route"); return }
-        guard case .pay(let c) = flow.routed(.success([candidate(.l402)]), rejections: []) else {
+        guard case .pay(let c) = flow.routed(.candidates([candidate(.l402)]), rejections: []) else {
             Issue.record("pay"); return
         }
         #expect(c.offer.rail == .l402)
@@ -67,7 +67,7 @@ struct MoneyMovedError: RouteweilerError {
         var flow = PaymentFlow(maxRetryAttempts: 3, retryBackoff: .milliseconds(1))
         _ = flow.start()
         _ = flow.originalResponse(ScriptedResponses.paymentRequired)
-        _ = flow.routed(.success([candidate(.l402), candidate(.x402), candidate(.mppTempo)]), rejections: [])
+        _ = flow.routed(.candidates([candidate(.l402), candidate(.x402), candidate(.mppTempo)]), rejections: [])
         let definite = InvoicePaymentError(code: .paymentFailed, message: "no route", failureReason: "FAILURE_REASON_NO_ROUTE",
                                            mayHaveMovedFunds: false)
         guard case .pay(let second) = flow.paymentFailed(definite) else { Issue.record("expected failover"); return }
@@ -86,7 +86,7 @@ struct MoneyMovedError: RouteweilerError {
         var flow = PaymentFlow(maxRetryAttempts: 3, retryBackoff: .milliseconds(100))
         _ = flow.start()
         _ = flow.originalResponse(ScriptedResponses.paymentRequired)
-        _ = flow.routed(.success([candidate(.l402)]), rejections: [])
+        _ = flow.routed(.candidates([candidate(.l402)]), rejections: [])
         _ = flow.paymentSucceeded(sampleProof)
         guard case .backoff(let d1, let p1, let a1) = flow.retryFailed(TransportError("reset")) else {
             Issue.record("backoff 1"); return
@@ -111,7 +111,7 @@ struct MoneyMovedError: RouteweilerError {
         var flow = PaymentFlow(maxRetryAttempts: 3, retryBackoff: .milliseconds(1))
         _ = flow.start()
         _ = flow.originalResponse(ScriptedResponses.paymentRequired)
-        _ = flow.routed(.success([candidate(.l402), candidate(.x402)]), rejections: [])
+        _ = flow.routed(.candidates([candidate(.l402), candidate(.x402)]), rejections: [])
         _ = flow.paymentSucceeded(sampleProof)
         guard case .complete(.failed(let error, _, let proof, let code)) = flow.retryResponse(
             TransportResponse(status: .init(code: status), headerFields: [:], body: []))
@@ -125,7 +125,7 @@ struct MoneyMovedError: RouteweilerError {
         var flow = PaymentFlow(maxRetryAttempts: 1, retryBackoff: .milliseconds(1))
         _ = flow.start()
         _ = flow.originalResponse(ScriptedResponses.paymentRequired)
-        _ = flow.routed(.success([candidate(.l402), candidate(.x402)]), rejections: [])
+        _ = flow.routed(.candidates([candidate(.l402), candidate(.x402)]), rejections: [])
         let e1 = InvoicePaymentError(code: .paymentFailed, message: "a", mayHaveMovedFunds: false)
         _ = flow.paymentFailed(e1)
         guard case .complete(.failed(let error, _, _, _)) = flow.paymentFailed(e1) else { Issue.record("done"); return }
@@ -135,7 +135,7 @@ struct MoneyMovedError: RouteweilerError {
         var single = PaymentFlow(maxRetryAttempts: 1, retryBackoff: .milliseconds(1))
         _ = single.start()
         _ = single.originalResponse(ScriptedResponses.paymentRequired)
-        _ = single.routed(.success([candidate(.l402)]), rejections: [])
+        _ = single.routed(.candidates([candidate(.l402)]), rejections: [])
         guard case .complete(.failed(let only, _, _, _)) = single.paymentFailed(e1) else { Issue.record("done"); return }
         #expect(only is InvoicePaymentError)
     }
@@ -143,5 +143,5 @@ struct MoneyMovedError: RouteweilerError {
 
 enum ScriptedResponses {
     static let ok = TransportResponse(status: .ok, headerFields: [:], body: Array("ok".utf8))
-    static let paymentRequired = TransportResponse(status: .paymentRequired, headerFields: [:], body: [])
+    static let paymentRequired = TransportResponse(status: HTTPResponse.Status(code: 402), headerFields: [:], body: [])
 }

@@ -40,7 +40,7 @@ func temporaryDatabasePath(_ name: String = "trace") -> String {
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
 
         let db = try DatabaseQueue(path: path)
-        let row = try await db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM trace_events") }
+        let row = try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM trace_events") }
         let r = try #require(row)
         #expect(r["selected_rail"] as String? == "l402")
         #expect(r["amount_native"] as String? == "21")
