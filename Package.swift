@@ -140,7 +140,12 @@ let package = Package(
         ),
         .testTarget(
             name: "RouteweilerCLITests",
-            dependencies: ["RouteweilerCLI"]
+            dependencies: [
+                "RouteweilerCLI",
+                "RouteweilerTesting",
+                "LNDClient",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ]
 )

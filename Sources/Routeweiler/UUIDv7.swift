@@ -31,7 +31,7 @@ public enum Timestamp {
     public static func iso(_ date: Date) -> String { format(date, zulu: false) }
 
     private static func format(_ date: Date, zulu: Bool) -> String {
-        let totalMicros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
+        let totalMicros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
         var seconds = totalMicros / 1_000_000
         var micros = totalMicros % 1_000_000
         if micros < 0 { micros += 1_000_000; seconds -= 1 }
@@ -46,13 +46,58 @@ public enum Timestamp {
         return s
     }
 
-    /// Parses the formats written by ``rfc3339Z(_:)`` and ``iso(_:)`` (and any RFC 3339 offset).
+    /// Parses the formats written by ``rfc3339Z(_:)`` and ``iso(_:)``: `YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`,
+    /// keeping microseconds.
     public static func parse(_ string: String) -> Date? {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: string) { return d }
-        f.formatOptions = [.withInternetDateTime]
-        return f.date(from: string)
+        let u = Array(string.utf8)
+        func num(_ from: Int, _ count: Int) -> Int64? {
+            guard from + count <= u.count else { return nil }
+            var v: Int64 = 0
+            for c in u[from..<(from + count)] {
+                guard c >= 48 && c <= 57 else { return nil }
+                v = v * 10 + Int64(c - 48)
+            }
+            return v
+        }
+        guard u.count >= 20, u[4] == 45, u[7] == 45, u[10] == 84 || u[10] == 116, u[13] == 58, u[16] == 58,
+            let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2), let h = num(11, 2), let mi = num(14, 2),
+            let sec = num(17, 2), (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, sec < 61
+        else { return nil }
+        var i = 19
+        var micros: Int64 = 0
+        if i < u.count, u[i] == 46 {
+            i += 1
+            var digits = 0
+            while i < u.count, u[i] >= 48, u[i] <= 57 {
+                if digits < 6 { micros = micros * 10 + Int64(u[i] - 48) }
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { return nil }
+            for _ in digits..<max(digits, 6) { micros *= 10 }
+        }
+        var offset: Int64 = 0
+        if i < u.count, u[i] == 90 || u[i] == 122 {
+            i += 1
+        } else if i < u.count, u[i] == 43 || u[i] == 45, let oh = num(i + 1, 2), u.count > i + 3, u[i + 3] == 58,
+            let om = num(i + 4, 2)
+        {
+            offset = (oh * 3600 + om * 60) * (u[i] == 45 ? -1 : 1)
+            i += 6
+        } else {
+            return nil
+        }
+        guard i == u.count else { return nil }
+        // Days from civil (Howard Hinnant).
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let mp = mo > 2 ? mo - 3 : mo + 9
+        let doy = (153 * mp + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        let seconds = days * 86_400 + h * 3600 + mi * 60 + sec - offset
+        return Date(timeIntervalSince1970: TimeInterval(seconds) + TimeInterval(micros) / 1_000_000)
     }
 
     private static func pad(_ v: Int64, _ width: Int) -> String {

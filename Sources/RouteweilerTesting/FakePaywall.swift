@@ -4,7 +4,6 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import NIOHTTP1
 import RouteweilerWire
 import Synchronization
 
@@ -110,11 +109,15 @@ public final class FakePaywall: Sendable {
 
     /// Starts listening on 127.0.0.1 (port 0) and returns once the port is known.
     public func start() async throws {
-        let router = Router()
+        let router = Router(context: PaywallRequestContext.self)
         router.get("/free") { _, _ in Self.json(.ok, #"{"free":true}"#) }
         for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
-            router.on("/protected", method: method) { request, _ in try await self.handleProtected(request) }
-            router.on("/protected/**", method: method) { request, _ in try await self.handleProtected(request) }
+            router.on("/protected", method: method) { request, context in
+                try await self.handleProtected(request, channel: context.channel)
+            }
+            router.on("/protected/**", method: method) { request, context in
+                try await self.handleProtected(request, channel: context.channel)
+            }
         }
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let app = Application(
@@ -146,7 +149,7 @@ public final class FakePaywall: Sendable {
         _ = await t?.result
     }
 
-    private func handleProtected(_ request: Request) async throws -> Response {
+    private func handleProtected(_ request: Request, channel: any Channel) async throws -> Response {
         var request = request
         let body = try await request.collectBody(upTo: 1 << 20)
         let config = state.withLock { s -> Configuration in
@@ -162,7 +165,11 @@ public final class FakePaywall: Sendable {
                     }
                     return false
                 }
-                if drop { throw HTTPParserError.invalidEOFState }  // closes the connection unanswered
+                if drop {
+                    // Close the connection without answering: the client sees a network failure.
+                    try? await channel.close()
+                    throw FakePaywallError(message: "dropped")
+                }
                 state.withLock { s in
                     s.stats.paidRequestsServed += 1
                     s.stats.servedBodies.append(Array(buffer: body))
@@ -223,6 +230,16 @@ public final class FakePaywall: Sendable {
     static func randomBytes(_ n: Int) -> [UInt8] {
         var g = SystemRandomNumberGenerator()
         return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
+    }
+}
+
+/// A request context that keeps the connection, so a handler can drop it.
+struct PaywallRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
     }
 }
 

@@ -41,13 +41,14 @@ struct ChallengeFactory {
 
     func mint(network: LightningNetwork = .bitcoinRegtest, amountMsat: UInt64? = 10_000, scheme: String = "L402",
               timestamp: UInt64 = UInt64(Date().timeIntervalSince1970), expiry: UInt64 = 3600,
-              caveats: [String] = [], bindHash: [UInt8]? = nil, preimage: [UInt8]? = nil) throws -> Minted {
+              caveats: [String] = [], bindHash: [UInt8]? = nil, preimage: [UInt8]? = nil,
+              includePayee: Bool = false) throws -> Minted {
         let preimage = preimage ?? (0..<32).map { _ in UInt8.random(in: 0...255) }
         let hash = Array(SHA256.hash(data: preimage))
         let invoice = try Bolt11Invoice.sign(
             network: network, amountMsat: amountMsat, timestamp: timestamp, paymentHash: hash,
             paymentSecret: Array(repeating: 1, count: 32), description: "test", descriptionHash: nil,
-            expirySeconds: expiry, privateKey: key)
+            expirySeconds: expiry, includePayeePublicKey: includePayee, privateKey: key)
         var mac = Macaroon.mint(rootKey: rootKey,
                                 identifier: L402Identifier(paymentHash: bindHash ?? hash, tokenID: Array(repeating: 2, count: 32)).bytes,
                                 location: "test")
@@ -131,8 +132,9 @@ struct ChallengeFactory {
             chars[chars.count - 1] = chars[chars.count - 1] == "q" ? "p" : "q"
             header = m.header.replacingOccurrences(of: m.invoice, with: String(chars))
         case .badSignature:
-            // Re-encode the same data with a corrupted signature word and a valid checksum.
-            let m = try factory.mint()
+            // Re-encode the same data with a corrupted signature word and a valid checksum; the `n` field
+            // names the payee, so the signature must verify against it.
+            let m = try factory.mint(includePayee: true)
             let decoded = try Bech32.decode(m.invoice)
             var w = decoded.words
             w[w.count - 10] ^= 1
