@@ -199,7 +199,7 @@ public struct TraceEvent: Sendable, Codable, Hashable {
     /// The compact JSON payload stored in `trace_events.payload`.
     public func payloadJSON() throws -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }
