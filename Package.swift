@@ -144,6 +144,9 @@ let package = Package(
                 "RouteweilerCLI",
                 "RouteweilerTesting",
                 "LNDClient",
+                "Routeweiler",
+                "RouteweilerL402",
+                "RouteweilerSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -3,6 +3,10 @@ public struct PaymentCandidate: Sendable {
     public var offer: PaymentOffer
     public var rail: any Rail
     public var funding: any FundingSource
+    /// The policy's verdict on this offer.
+    public var decision: PolicyDecision = PolicyDecision()
+    /// The offer's cost in the reference currency, when one is configured.
+    public var quote: FmvQuote?
     public init(offer: PaymentOffer, rail: any Rail, funding: any FundingSource) {
         self.offer = offer
         self.rail = rail
@@ -56,6 +60,8 @@ struct PaymentFlow: Sendable {
     /// The rail that failed (before funds moved) just before the current candidate.
     private(set) var fallbackFrom: RailID?
     private(set) var originalStatus: Int?
+    /// How many candidates have been handed out to pay (0 before the first).
+    private(set) var attempt = 0
     let maxRetryAttempts: Int
     let retryBackoff: Duration
 
@@ -159,6 +165,7 @@ struct PaymentFlow: Sendable {
             return .complete(.failed(error, candidate: lastCandidate, proof: nil, httpStatus: originalStatus))
         }
         let next = queue.removeFirst()
+        attempt += 1
         state = .paying(next)
         return .pay(next)
     }

@@ -46,6 +46,52 @@ public protocol Rail: Sendable {
     ///   payment may have happened and must not be attempted again on any rail.
     func pay(_ offer: PaymentOffer, with funding: any FundingSource, context: PaymentContext) async throws
         -> PaymentProof
+
+    /// Facts about an offer the client records before paying (crash recovery) and uses for credential reuse.
+    func plan(for offer: PaymentOffer, request: RouteweilerRequest) -> PaymentPlan
+
+    /// Settles the outcome of a payment whose process died before recording it (asks the wallet).
+    func resolvePending(_ intent: PaymentIntent, with funding: any FundingSource) async throws -> PendingResolution
+}
+
+extension Rail {
+    public func plan(for offer: PaymentOffer, request: RouteweilerRequest) -> PaymentPlan { PaymentPlan() }
+    public func resolvePending(_ intent: PaymentIntent, with funding: any FundingSource) async throws
+        -> PendingResolution
+    { .unknown }
+}
+
+/// What a rail tells the client about an offer before paying it.
+public struct PaymentPlan: Sendable {
+    /// Lightning: the payment hash (hex), the key to track the payment after a crash.
+    public var paymentHash: String?
+    public var invoice: String?
+    /// A reusable credential without its proof (`L402 <macaroon>`); the proof is appended as `:<proof>`.
+    public var credentialPrefix: Redacted<String>?
+    /// The header that carries the credential.
+    public var credentialHeaderName: String?
+    /// Where the credential applies on its origin (`services:<caveat>` or `path:<prefix>`); `nil`: not reusable.
+    public var credentialScope: String?
+    public var credentialExpiresAt: Date?
+    public init(paymentHash: String? = nil, invoice: String? = nil, credentialPrefix: Redacted<String>? = nil,
+                credentialHeaderName: String? = nil, credentialScope: String? = nil, credentialExpiresAt: Date? = nil) {
+        self.paymentHash = paymentHash
+        self.invoice = invoice
+        self.credentialPrefix = credentialPrefix
+        self.credentialHeaderName = credentialHeaderName
+        self.credentialScope = credentialScope
+        self.credentialExpiresAt = credentialExpiresAt
+    }
+}
+
+/// What the wallet says about a payment left pending by a crash.
+public enum PendingResolution: Sendable {
+    /// It was paid; here is the proof (e.g. the preimage hex).
+    case succeeded(proof: String)
+    /// It definitely failed (or was never sent): release the reservation.
+    case failed(reason: String)
+    /// Still unknown (in flight): keep the reservation.
+    case unknown
 }
 
 /// One challenge found by a rail: a payable offer, or the typed error that makes it unusable.

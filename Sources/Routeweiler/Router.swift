@@ -6,18 +6,30 @@ enum RouteResult: Sendable {
     case failed(any RouteweilerError)
 }
 
-/// Picks, for one 402 response, the offers that can be paid and orders them best first.
+/// Picks, for one 402 response, the offers that can be paid and orders them best first (SPEC §5): parse every
+/// rail's offers, apply the policy and the envelope's rails, match a funding source, quote each in the reference
+/// currency, then order by (cost, policy preference, default rail, registration order).
 struct Router: Sendable {
     /// Registered rails in the fixed registration order.
     let rails: [any Rail]
     let funding: [any FundingSource]
+    let policy: Policy
+    let converter = FmvConverter()
 
     struct Decision: Sendable {
         var result: RouteResult
         var rejections: [RailRejection]
     }
 
-    func route(_ context: ChallengeContext) -> Decision {
+    /// The budget facts routing needs.
+    struct Limits: Sendable {
+        var referenceCurrency: Currency?
+        var envelopeID: String?
+        var envelopeRails: [RailID]?
+        var fmv: (any FmvProvider)?
+    }
+
+    func route(_ context: ChallengeContext, limits: Limits) async -> Decision {
         var rejections: [RailRejection] = []
         var candidates: [(PaymentCandidate, Int)] = []
         var sawChallenge = false
@@ -29,6 +41,15 @@ struct Router: Sendable {
                 case .rejected(let error):
                     rejections.append(RailRejection(rail: rail.id, error: error))
                 case .offer(let offer):
+                    let decision = policy.evaluate(challenge: offer.challenge, requestURL: context.request.url)
+                    if let denied = decision.deniedError {
+                        rejections.append(RailRejection(rail: rail.id, error: denied))
+                        continue
+                    }
+                    if let allowed = limits.envelopeRails, let envelope = limits.envelopeID, !allowed.contains(rail.id) {
+                        rejections.append(RailRejection(rail: rail.id, error: RailNotAllowedError(envelopeID: envelope, rail: rail.id)))
+                        continue
+                    }
                     var lastError: (any RouteweilerError)?
                     var chosen: (any FundingSource)?
                     for source in funding where source.rails.contains(where: { $0.id == rail.id }) {
@@ -42,16 +63,47 @@ struct Router: Sendable {
                             lastError = ChallengeError(String(describing: error), rail: rail.id)
                         }
                     }
-                    if let chosen {
-                        candidates.append((PaymentCandidate(offer: offer, rail: rail, funding: chosen), index))
-                    } else {
-                        rejections.append(
-                            RailRejection(
-                                rail: rail.id,
-                                error: lastError
-                                    ?? NoFundingForRailError(code: .noSource, message: "no funding source for \(rail.id)",
-                                                             rail: rail.id)))
+                    guard let chosen else {
+                        rejections.append(RailRejection(
+                            rail: rail.id,
+                            error: lastError ?? NoFundingForRailError(code: .noSource, message: "no funding source for \(rail.id)", rail: rail.id)))
+                        continue
                     }
+                    var candidate = PaymentCandidate(offer: offer, rail: rail, funding: chosen)
+                    candidate.decision = decision
+                    // Quote in the reference currency; fail closed when a cap needs it and no rate is to be had.
+                    let needsQuote = limits.envelopeID != nil || decision.maxPerCallMinorUnits != nil
+                    if let currency = limits.referenceCurrency, let fmv = limits.fmv {
+                        do {
+                            candidate.quote = try await converter.quote(offer.challenge.price, in: currency, provider: fmv)
+                        } catch let error as any RouteweilerError {
+                            if needsQuote {
+                                rejections.append(RailRejection(rail: rail.id, error: error))
+                                continue
+                            }
+                        } catch {
+                            if needsQuote {
+                                rejections.append(RailRejection(rail: rail.id, error: FmvUnavailableError(code: .fetchFailed, "\(error)")))
+                                continue
+                            }
+                        }
+                    } else if needsQuote {
+                        rejections.append(RailRejection(rail: rail.id, error: FmvUnavailableError(
+                            code: .unsupportedPair, "no fair-market-value provider or reference currency to check the cap")))
+                        continue
+                    }
+                    if let quote = candidate.quote, decision.maxPerCallMinorUnits != nil {
+                        do {
+                            try decision.checkMaxPerCall(quote)
+                        } catch let error as any RouteweilerError {
+                            rejections.append(RailRejection(rail: rail.id, error: error))
+                            continue
+                        } catch {
+                            rejections.append(RailRejection(rail: rail.id, error: ConfigurationError("\(error)")))
+                            continue
+                        }
+                    }
+                    candidates.append((candidate, index))
                 }
             }
         }
@@ -64,18 +116,35 @@ struct Router: Sendable {
                 rejections: rejections)
         }
         if candidates.isEmpty {
-            let error: any RouteweilerError =
-                rejections.count == 1 ? rejections[0].error : NoFeasibleRailError(rejections: rejections)
+            let error: any RouteweilerError
+            if rejections.count == 1 {
+                error = rejections[0].error
+            } else if !rejections.isEmpty, rejections.allSatisfy({ $0.error is PolicyDeniedError }) {
+                error = rejections.last!.error
+            } else {
+                error = NoFeasibleRailError(rejections: rejections)
+            }
             return Decision(result: .failed(error), rejections: rejections)
         }
-        // Same currency: cheaper first; otherwise registration order (FMV-based ranking arrives with budgets).
         let ordered = candidates.enumerated().sorted { a, b in
             let (ca, ia) = a.element, (cb, ib) = b.element
-            if ca.offer.challenge.price.currency == cb.offer.challenge.price.currency,
+            // 1. Cost in the reference currency (unquoted last), or the native amount within one currency.
+            if let qa = ca.quote, let qb = cb.quote, qa.fairMinorUnits != qb.fairMinorUnits {
+                return qa.fairMinorUnits < qb.fairMinorUnits
+            }
+            if (ca.quote == nil) != (cb.quote == nil) { return ca.quote != nil }
+            if ca.quote == nil, ca.offer.challenge.price.currency == cb.offer.challenge.price.currency,
                 ca.offer.challenge.price.amount != cb.offer.challenge.price.amount
             {
                 return ca.offer.challenge.price.amount < cb.offer.challenge.price.amount
             }
+            // 2. Policy preference, 3. the default rail, 4. registration order.
+            let pa = ca.decision.prefer.firstIndex(of: ca.offer.rail) ?? Int.max
+            let pb = cb.decision.prefer.firstIndex(of: cb.offer.rail) ?? Int.max
+            if pa != pb { return pa < pb }
+            let da = ca.offer.rail == policy.defaultRail ? 0 : 1
+            let db = cb.offer.rail == policy.defaultRail ? 0 : 1
+            if da != db { return da < db }
             if ia != ib { return ia < ib }
             return a.offset < b.offset
         }.map(\.element.0)

@@ -36,6 +36,20 @@ public final class RouteweilerClient: Sendable {
             public var backoff: Duration = .milliseconds(200)
             public init() {}
         }
+        /// Which budget envelope caps the client's spending.
+        public enum Budget: Sendable {
+            /// An envelope that must already exist in the budget store (checked at start).
+            case envelope(id: String)
+            /// An envelope created at start unless one with its id exists (an existing one is used untouched).
+            case create(BudgetEnvelope)
+
+            var id: String {
+                switch self {
+                case .envelope(let id): return id
+                case .create(let spec): return spec.id
+                }
+            }
+        }
 
         /// Wallets the client may pay from; each brings its rails. May be empty (free calls only).
         public var funding: [any FundingSource]
@@ -54,8 +68,25 @@ public final class RouteweilerClient: Sendable {
         public var transport: (any HTTPTransport)?
         /// Called synchronously for each step of a call (see ``FlowEvent``); keep it fast.
         public var onEvent: (@Sendable (FlowEvent) -> Void)?
-        /// The hash of the payment policy, written into every trace row.
-        public var policyHash: String = RouteweilerClient.defaultPolicyHash
+        /// The payment policy (SPEC §9); its hash goes into every trace row.
+        public var policy = Policy()
+        /// The envelope that caps spending; needs ``budgetStore``.
+        public var budget: Budget?
+        /// Durable envelopes and draws (e.g. `SQLiteBudgetStore`, in the trace's database file).
+        public var budgetStore: (any BudgetStore)?
+        /// Records each intent to pay before paying, so a crash can be recovered (e.g. the SQLite journal).
+        public var paymentJournal: (any PaymentJournal)?
+        /// Fair-market-value rates for caps and routing. Default: CoinGecko for BTC, the ECB for fiat.
+        public var fmvProvider: (any FmvProvider)?
+        /// Keeps paid tokens for reuse (`nil`: an in-memory store).
+        public var credentialStore: (any CredentialStore)?
+        /// Reuse paid credentials for later requests to the same origin and scope. Default `true`.
+        public var reuseCredentials = true
+        /// How long a reservation is held before the sweeper may release it (a call that died). Default 10 min;
+        /// reservations whose payment intent is still pending are never swept.
+        public var reservationLease: Duration = .seconds(600)
+        /// Resolve payments left pending by a crash when the client starts. Default `true`.
+        public var recoverPendingPayments = true
 
         public init(funding: [any FundingSource]) {
             self.funding = funding
@@ -72,9 +103,15 @@ public final class RouteweilerClient: Sendable {
     private let transport: any HTTPTransport
     private let ownedHTTPClient: HTTPClient?
     private let router: Router
+    private let credentials: any CredentialStore
+    private let fmv: any FmvProvider
+    private let policyHash: String
+    private let singleFlight = SingleFlight()
+    private let startup: StartupGate
 
     /// Creates a client. Call ``shutdown()`` when done, or use ``withClient(configuration:_:)``.
-    /// - Throws: ``ConfigurationError`` for invalid settings.
+    /// - Throws: ``ConfigurationError`` for invalid settings (for example a budget without a budget store, or a
+    ///   `max_per_call` rule without a currency).
     public init(configuration: Configuration) throws {
         guard configuration.paidRetry.attempts >= 1 else {
             throw ConfigurationError("paidRetry.attempts must be at least 1")
@@ -82,7 +119,18 @@ public final class RouteweilerClient: Sendable {
         guard configuration.maxResponseBytes > 0 else {
             throw ConfigurationError("maxResponseBytes must be positive")
         }
+        if configuration.budget != nil, configuration.budgetStore == nil {
+            throw ConfigurationError("a budget envelope needs a budget store (for example SQLiteBudgetStore)")
+        }
+        if case .create(let spec) = configuration.budget { try spec.validate() }
+        try configuration.policy.validate()
+        if configuration.policy.rules.contains(where: { $0.maxPerCallMinorUnits != nil }),
+            configuration.policy.currency == nil, configuration.budget == nil
+        {
+            throw ConfigurationError("a rule sets max_per_call_minor_units but the policy has no currency")
+        }
         self.configuration = configuration
+        self.policyHash = configuration.policy.hash
         if let transport = configuration.transport {
             self.transport = transport
             self.ownedHTTPClient = nil
@@ -103,15 +151,19 @@ public final class RouteweilerClient: Sendable {
             let ib = RailID.registrationOrder.firstIndex(of: b.id) ?? Int.max
             return ia < ib
         }
-        self.router = Router(rails: rails, funding: configuration.funding)
+        self.router = Router(rails: rails, funding: configuration.funding, policy: configuration.policy)
+        self.credentials = configuration.credentialStore ?? InMemoryCredentialStore()
+        self.fmv = configuration.fmvProvider ?? CombinedFmvProvider(btc: CoinGeckoProvider(), fiat: ECBProvider())
+        self.startup = StartupGate()
     }
 
-    /// Runs `body` with a new client and shuts it down however `body` exits.
+    /// Runs `body` with a started client and shuts it down however `body` exits.
     public static func withClient<Result: Sendable>(
         configuration: Configuration, _ body: (RouteweilerClient) async throws -> Result
     ) async throws -> Result {
         let client = try RouteweilerClient(configuration: configuration)
         do {
+            try await client.start()
             let result = try await body(client)
             try await client.shutdown()
             return result
@@ -121,9 +173,82 @@ public final class RouteweilerClient: Sendable {
         }
     }
 
-    /// Closes the HTTP connections the client owns. Funding sources and trace sinks belong to the caller.
+    /// Prepares the budget (creates or checks the envelope), sweeps expired reservations and resolves payments
+    /// left pending by a crash. Runs once; the first call runs it too if you did not.
+    /// - Throws: ``EnvelopeNotFoundError`` when ``Configuration/Budget/envelope(id:)`` names no envelope.
+    public func start() async throws {
+        _ = try await startup.run { try await self.prepare() }
+    }
+
+    /// Closes the HTTP connections the client owns. Funding sources, stores and sinks belong to the caller.
     public func shutdown() async throws {
         try await ownedHTTPClient?.shutdown()
+    }
+
+    /// The envelope binding, resolved at start.
+    struct EnvelopeBinding: Sendable {
+        var id: String
+        var currency: Currency
+        var allowedRails: [RailID]
+    }
+
+    private func prepare() async throws -> EnvelopeBinding? {
+        var binding: EnvelopeBinding?
+        if let budget = configuration.budget, let store = configuration.budgetStore {
+            if case .create(let spec) = budget {
+                _ = try await store.createEnvelopeIfAbsent(spec, now: Date())
+            }
+            guard let record = try await store.envelope(id: budget.id) else {
+                throw EnvelopeNotFoundError(envelopeID: budget.id)
+            }
+            binding = EnvelopeBinding(id: record.id, currency: record.capCurrency, allowedRails: record.allowedRails)
+            _ = try await store.sweepExpired(now: Date())
+        }
+        if configuration.recoverPendingPayments, let journal = configuration.paymentJournal {
+            try await recover(journal: journal)
+        }
+        return binding
+    }
+
+    /// Resolves pending payment intents by asking each rail's wallet, then settles or releases their reservations.
+    /// Intents whose outcome is still unknown stay pending (their reservation is kept).
+    /// - Returns: how many intents were resolved.
+    @discardableResult
+    public func recover(journal: any PaymentJournal) async throws -> Int {
+        var resolved = 0
+        let now = Date()
+        for intent in try await journal.pending() {
+            guard let rail = router.rails.first(where: { $0.id == intent.rail }) else { continue }
+            let sources = configuration.funding.filter { $0.rails.contains { $0.id == intent.rail } }
+            var outcome: PendingResolution = .unknown
+            for source in sources {
+                outcome = (try? await rail.resolvePending(intent, with: source)) ?? .unknown
+                if case .unknown = outcome { continue }
+                break
+            }
+            switch outcome {
+            case .unknown:
+                continue
+            case .failed(let reason):
+                // Never sent, or failed: nothing moved. Young intents may belong to a live process still sending.
+                if reason == "not_found", now.timeIntervalSince(intent.createdAt) < 120 { continue }
+                if let drawID = intent.drawID { try await configuration.budgetStore?.release(drawID: drawID, now: now) }
+                try await journal.resolve(id: intent.id, state: .failed, proof: nil, now: now)
+            case .succeeded(let proof):
+                if let drawID = intent.drawID, let amount = intent.settleMinorUnits {
+                    try await configuration.budgetStore?.settle(drawID: drawID, amountMinorUnits: amount, now: now)
+                }
+                try await journal.resolve(id: intent.id, state: .succeeded, proof: proof, now: now)
+                if let prefix = intent.credentialPrefix, let scope = intent.credentialScope {
+                    try? await credentials.store(StoredCredential(
+                        id: intent.id, rail: intent.rail, origin: intent.origin, scope: scope, headerName: "Authorization",
+                        headerValue: Redacted(prefix.value + ":" + proof), expiresAt: intent.credentialExpiresAt,
+                        requestID: intent.requestID, challengeURL: intent.url))
+                }
+            }
+            resolved += 1
+        }
+        return resolved
     }
 
     // MARK: Verbs
@@ -156,15 +281,28 @@ public final class RouteweilerClient: Sendable {
         return try await send(RouteweilerRequest(method: method, url: parsed, headerFields: headers, body: body))
     }
 
+    /// Per-call state outside the pure flow: reservation, intent, reused credential.
+    private struct CallState {
+        var reservation: TraceEvent.Reservation?
+        var drawID: String?
+        var intentID: String?
+        var reusedCredential: StoredCredential?
+        var policy: TraceEvent.PolicyVerdict?
+        var scopeKey: String?
+        var quote: FmvQuote?
+    }
+
     /// Sends `request`, paying a 402 challenge if needed, and returns the final response.
     ///
     /// - Throws: a ``RouteweilerError``. Errors raised before paying (``RailNotSupportedError``,
     ///   ``NoFeasibleRailError``, ``ChallengeExpiredError``, ``InvalidChallengeError``, ``NoFundingForRailError``,
-    ///   ``InvoicePaymentError`` with `mayHaveMovedFunds == false`) mean nothing was paid. ``PreimageMismatchError``,
-    ///   ``ProofRejectedError``, ``PaidRetryFailedError`` and an ``InvoicePaymentError`` with
-    ///   `mayHaveMovedFunds == true` mean the payment was (or may have been) made; it is in the trace and is
-    ///   never made a second time. A network failure of the first send is a ``TransportError``.
+    ///   ``PolicyDeniedError``, ``BudgetExceededError``, ``FmvUnavailableError``, ``InvoicePaymentError`` with
+    ///   `mayHaveMovedFunds == false`) mean nothing was paid. ``PreimageMismatchError``, ``ProofRejectedError``,
+    ///   ``PaidRetryFailedError`` and an ``InvoicePaymentError`` with `mayHaveMovedFunds == true` mean the payment
+    ///   was (or may have been) made; it is in the trace and is never made a second time. A network failure of the
+    ///   first send is a ``TransportError``.
     public func send(_ request: RouteweilerRequest) async throws -> RouteweilerResponse {
+        let envelope = try await startup.run { try await self.prepare() }
         let requestID = UUIDv7.make()
         var logger = configuration.logger
         logger[metadataKey: "rw.call_id"] = "\(requestID)"
@@ -173,9 +311,35 @@ public final class RouteweilerClient: Sendable {
         let startInstant = clock.now
         var flow = PaymentFlow(maxRetryAttempts: configuration.paidRetry.attempts,
                                retryBackoff: configuration.paidRetry.backoff)
+        var call = CallState()
         var action = flow.start()
         var lastResponse: TransportResponse?
         var retryStart = startInstant
+        let callerSentAuthorization = request.headerFields[.authorization] != nil
+        let reuse = configuration.reuseCredentials && !callerSentAuthorization
+
+        // A credential paid earlier for this origin and scope is presented first.
+        if reuse, let credential = try? await credentials.credential(for: request.url, now: Date()) {
+            var withToken = request
+            if let name = HTTPField.Name(credential.headerName) { withToken.headerFields[name] = credential.headerValue.value }
+            do {
+                let response = try await transport.send(withToken, timeout: configuration.timeouts.request)
+                if response.status.code != 402 && response.status.code != 401 {
+                    return try await finishReuse(response, credential: credential, request: request, requestID: requestID,
+                                                 start: start, elapsedMs: Self.ms(clock.now - startInstant), logger: logger)
+                }
+                // Refused: drop it and pay (once) for the fresh challenge in this answer.
+                try? await credentials.remove(id: credential.id)
+                lastResponse = response
+                action = flow.originalResponse(response)
+            } catch {
+                action = flow.originalFailed(Self.asTransportError(error))
+            }
+        }
+
+        defer {
+            if let key = call.scopeKey { Task { await self.singleFlight.release(key) } }
+        }
 
         while true {
             switch action {
@@ -197,15 +361,96 @@ public final class RouteweilerClient: Sendable {
                     }.map { "\($0.name): \($0.value)" }
                     onEvent(.challenged(status: Int(response.status.code), challengeHeaders: headers))
                 }
-                let decision = router.route(ChallengeContext(request: request, response: response, now: Date()))
+                let limits = Router.Limits(
+                    referenceCurrency: envelope?.currency ?? configuration.policy.currency, envelopeID: envelope?.id,
+                    envelopeRails: envelope?.allowedRails, fmv: fmv)
+                let decision = await router.route(ChallengeContext(request: request, response: response, now: Date()),
+                                                  limits: limits)
                 if let onEvent = configuration.onEvent {
                     decision.rejections.forEach { onEvent(.offerRejected($0)) }
+                }
+                if case .failed(let error as PolicyDeniedError) = decision.result {
+                    call.policy = .init(verdict: "deny", ruleName: error.ruleName)
                 }
                 action = flow.routed(decision.result, rejections: decision.rejections)
 
             case .pay(let candidate):
                 try Task.checkCancellation()  // never start paying for a cancelled call
+                call.policy = .init(verdict: "allow", ruleName: candidate.decision.ruleName)
+                call.quote = candidate.quote
+                let plan = candidate.rail.plan(for: candidate.offer, request: request)
+
+                // One payment in flight per credential scope: later calls wait, then reuse what it bought.
+                if reuse, let scope = plan.credentialScope {
+                    let key = request.origin + " " + scope
+                    if call.scopeKey != key {
+                        if let held = call.scopeKey { await singleFlight.release(held) }
+                        await singleFlight.acquire(key)
+                        call.scopeKey = key
+                    }
+                    if let credential = try? await credentials.credential(for: request.url, now: Date()),
+                        credential.id != call.reusedCredential?.id
+                    {
+                        var withToken = request
+                        if let name = HTTPField.Name(credential.headerName) {
+                            withToken.headerFields[name] = credential.headerValue.value
+                        }
+                        if let response = try? await transport.send(withToken, timeout: configuration.timeouts.request),
+                            response.status.code != 402, response.status.code != 401
+                        {
+                            return try await finishReuse(response, credential: credential, request: request,
+                                                         requestID: requestID, start: start,
+                                                         elapsedMs: Self.ms(clock.now - startInstant), logger: logger)
+                        }
+                        try? await credentials.remove(id: credential.id)
+                        call.reusedCredential = credential
+                    }
+                }
+
                 configuration.onEvent?(.offerSelected(candidate.offer.challenge, fundingSource: candidate.funding.label))
+                // Reserve against the envelope before any money moves.
+                if let envelope, let store = configuration.budgetStore {
+                    guard let quote = candidate.quote else {
+                        action = flow.paymentFailed(FmvUnavailableError(code: .unsupportedPair, "no quote for the envelope"))
+                        continue
+                    }
+                    do {
+                        let key = SHA256.hash(data: Array("\(requestID):\(flow.attempt)".utf8)).hexString
+                        let receipt = try await store.reserve(
+                            envelopeID: envelope.id, requestID: requestID, idempotencyKey: key,
+                            amountMinorUnits: quote.capMinorUnits, rail: candidate.offer.rail,
+                            lease: configuration.reservationLease, now: Date())
+                        call.drawID = receipt.receiptId
+                        call.reservation = .init(envelopeId: envelope.id, drawId: receipt.receiptId,
+                                                 currency: envelope.currency.code,
+                                                 reservedMinorUnits: receipt.amountReservedMinorUnits,
+                                                 settledMinorUnits: nil, state: "reserved")
+                    } catch let error as any RouteweilerError {
+                        call.reservation = .init(envelopeId: envelope.id, drawId: nil, currency: envelope.currency.code,
+                                                 reservedMinorUnits: nil, settledMinorUnits: nil, state: "none")
+                        action = flow.paymentFailed(error)
+                        continue
+                    }
+                }
+                // Record the intent to pay before paying.
+                let intentID = UUIDv7.make()
+                if let journal = configuration.paymentJournal {
+                    let intent = PaymentIntent(
+                        id: intentID, requestID: requestID, rail: candidate.offer.rail, origin: request.origin,
+                        url: request.url.absoluteString, envelopeID: envelope?.id, drawID: call.drawID,
+                        settleMinorUnits: candidate.quote.map(Self.settleAmount), paymentHash: plan.paymentHash,
+                        invoice: plan.invoice, credentialPrefix: plan.credentialPrefix,
+                        credentialScope: plan.credentialScope, credentialExpiresAt: plan.credentialExpiresAt,
+                        createdAt: Date())
+                    do {
+                        try await journal.begin(intent)
+                        call.intentID = intentID
+                    } catch {
+                        await releaseDraw(&call)
+                        action = flow.paymentFailed(ConfigurationError("could not record the payment intent: \(error)"))
+                        continue
+                    }
+                }
                 logger.debug("paying", metadata: ["rw.rail": "\(candidate.offer.rail)",
                                                   "rw.amount_native": "\(candidate.offer.challenge.price.amount)"])
                 do {
@@ -213,23 +458,45 @@ public final class RouteweilerClient: Sendable {
                         candidate.offer, with: candidate.funding,
                         context: PaymentContext(requestID: requestID, logger: logger, now: Date()))
                     retryStart = clock.now
+                    await settleDraw(&call)
+                    if let id = call.intentID {
+                        try? await configuration.paymentJournal?.resolve(id: id, state: .succeeded,
+                                                                        proof: proof.proofValue, now: Date())
+                    }
+                    if reuse, let scope = plan.credentialScope {
+                        try? await credentials.store(StoredCredential(
+                            id: intentID, rail: candidate.offer.rail, origin: request.origin, scope: scope,
+                            headerName: proof.headerName, headerValue: proof.headerValue,
+                            expiresAt: plan.credentialExpiresAt, requestID: requestID,
+                            challengeURL: request.url.absoluteString))
+                    }
                     configuration.onEvent?(.paid(rail: candidate.offer.rail, proofType: proof.proofType,
                                                  proofValue: proof.proofValue, amountNative: proof.amountNative,
                                                  latencyMs: proof.settlementLatencyMs))
                     action = flow.paymentSucceeded(proof)
-                } catch let error as any RouteweilerError {
-                    logger.notice("payment attempt failed", metadata: ["rw.rail": "\(candidate.offer.rail)",
-                                                                       "rw.error": "\(error.errorName)",
-                                                                       "rw.may_have_moved_funds": "\(error.mayHaveMovedFunds)"])
-                    if !error.mayHaveMovedFunds {
-                        configuration.onEvent?(.offerRejected(RailRejection(rail: candidate.offer.rail, error: error)))
-                    }
-                    action = flow.paymentFailed(error)
                 } catch {
-                    // An error of unknown provenance after `pay` started: assume money may have moved.
-                    action = flow.paymentFailed(
-                        InvoicePaymentError(code: .outcomeUnknown, message: "payment failed with \(error)",
-                                            mayHaveMovedFunds: true))
+                    let failure: any RouteweilerError =
+                        (error as? any RouteweilerError)
+                        ?? InvoicePaymentError(code: .outcomeUnknown, message: "payment failed with \(error)",
+                                               mayHaveMovedFunds: true)
+                    logger.notice("payment attempt failed", metadata: ["rw.rail": "\(candidate.offer.rail)",
+                                                                       "rw.error": "\(failure.errorName)",
+                                                                       "rw.may_have_moved_funds": "\(failure.mayHaveMovedFunds)"])
+                    if !failure.mayHaveMovedFunds {
+                        await releaseDraw(&call)
+                        if let id = call.intentID {
+                            try? await configuration.paymentJournal?.resolve(id: id, state: .failed, proof: nil, now: Date())
+                        }
+                        configuration.onEvent?(.offerRejected(RailRejection(rail: candidate.offer.rail, error: failure)))
+                    } else if failure is PreimageMismatchError {
+                        // The money left: count it.
+                        await settleDraw(&call)
+                        if let id = call.intentID {
+                            try? await configuration.paymentJournal?.resolve(id: id, state: .succeeded, proof: nil, now: Date())
+                        }
+                    }
+                    // Otherwise the outcome is unknown: the reservation and the pending intent stay for recovery.
+                    action = flow.paymentFailed(failure)
                 }
 
             case .sendPaidRetry(let proof, let attempt):
@@ -242,6 +509,9 @@ public final class RouteweilerClient: Sendable {
                     let response = try await transport.send(retry, timeout: configuration.timeouts.request)
                     lastResponse = response
                     configuration.onEvent?(.completed(status: Int(response.status.code)))
+                    if response.status.code == 402 || response.status.code == 401, let id = call.intentID {
+                        try? await credentials.remove(id: id)  // the server refused what we bought
+                    }
                     action = flow.retryResponse(response)
                 } catch {
                     logger.notice("paid retry failed on the network; resending the same proof",
@@ -258,30 +528,86 @@ public final class RouteweilerClient: Sendable {
                 let end = Date()
                 let elapsedMs = Self.ms(clock.now - startInstant)
                 let settlementMs = Self.ms(clock.now - retryStart)
-                return try await finish(completion, flow: flow, request: request, requestID: requestID, start: start,
-                                        end: end, elapsedMs: elapsedMs, settlementMs: settlementMs, logger: logger)
+                return try await finish(completion, flow: flow, call: call, envelope: envelope, request: request,
+                                        requestID: requestID, start: start, end: end, elapsedMs: elapsedMs,
+                                        settlementMs: settlementMs, logger: logger)
             }
         }
     }
 
-    private func finish(_ completion: PaymentFlow.Completion, flow: PaymentFlow, request: RouteweilerRequest,
-                        requestID: String, start: Date, end: Date, elapsedMs: Int, settlementMs: Int,
-                        logger: Logger) async throws -> RouteweilerResponse
+    /// The amount settled on the envelope for a paid offer: its fair value, rounded up (no safety buffer).
+    static func settleAmount(_ quote: FmvQuote) -> Int64 {
+        min(quote.capMinorUnits, (try? FmvConverter.roundUp(quote.fairMinorUnits, what: "settlement")) ?? quote.capMinorUnits)
+    }
+
+    private func settleDraw(_ call: inout CallState) async {
+        guard let drawID = call.drawID, let store = configuration.budgetStore, let quote = call.quote else { return }
+        let amount = Self.settleAmount(quote)
+        do {
+            try await store.settle(drawID: drawID, amountMinorUnits: amount, now: Date())
+            call.reservation?.settledMinorUnits = amount
+            call.reservation?.state = "settled"
+        } catch {
+            configuration.logger.error("could not settle a draw; it stays reserved",
+                                       metadata: ["rw.draw_id": "\(drawID)"])
+        }
+    }
+
+    private func releaseDraw(_ call: inout CallState) async {
+        guard let drawID = call.drawID, let store = configuration.budgetStore else { return }
+        do {
+            try await store.release(drawID: drawID, now: Date())
+            call.reservation?.state = "rolled_back"
+        } catch {
+            configuration.logger.error("could not release a draw; the sweeper will",
+                                       metadata: ["rw.draw_id": "\(drawID)"])
+        }
+        call.drawID = nil
+    }
+
+    private func finishReuse(_ response: TransportResponse, credential: StoredCredential, request: RouteweilerRequest,
+                             requestID: String, start: Date, elapsedMs: Int, logger: Logger) async throws
+        -> RouteweilerResponse
     {
-        var event = TraceEvent(
-            requestId: requestID, agentId: configuration.agentID, envelopeId: nil,
-            policyHash: configuration.policyHash, method: request.method.rawValue,
-            url: Self.traceURL(request.url), challenge: nil, selectedRail: nil, fallbackFrom: nil, facilitator: nil,
-            fundingSource: nil, payment: nil,
+        var event = baseEvent(request: request, requestID: requestID, start: start, elapsedMs: elapsedMs)
+        event.selectedRail = credential.rail
+        event.credentialId = credential.id
+        event.credentialState = "reused"
+        event.outcome = .init(httpStatus: Int(response.status.code), serviceDelivered: response.status.code < 400,
+                              serviceLatencyMs: elapsedMs)
+        await record(event, logger: logger)
+        return RouteweilerResponse(status: response.status, headerFields: response.headerFields, body: response.body,
+                                   payment: nil, requestID: requestID)
+    }
+
+    private func baseEvent(request: RouteweilerRequest, requestID: String, start: Date, elapsedMs: Int) -> TraceEvent {
+        var envelopeID: String?
+        if let budget = configuration.budget { envelopeID = budget.id }
+        return TraceEvent(
+            requestId: requestID, agentId: configuration.agentID, envelopeId: envelopeID, policyHash: policyHash,
+            method: request.method.rawValue, url: Self.traceURL(request.url), challenge: nil, selectedRail: nil,
+            fallbackFrom: nil, facilitator: nil, fundingSource: nil, payment: nil,
             outcome: .init(httpStatus: nil, serviceDelivered: false, serviceLatencyMs: elapsedMs),
-            timestampStart: start, timestampEnd: end)
+            timestampStart: start, timestampEnd: Date())
+    }
+
+    private func finish(_ completion: PaymentFlow.Completion, flow: PaymentFlow, call: CallState,
+                        envelope: EnvelopeBinding?, request: RouteweilerRequest, requestID: String, start: Date,
+                        end: Date, elapsedMs: Int, settlementMs: Int, logger: Logger) async throws -> RouteweilerResponse
+    {
+        var event = baseEvent(request: request, requestID: requestID, start: start, elapsedMs: elapsedMs)
+        event.timestampEnd = end
+        event.policy = call.policy
+        event.reservation = call.reservation
+        let quote = call.quote
 
         func receipt(_ proof: PaymentProof, _ candidate: PaymentCandidate) -> PaymentReceipt {
             PaymentReceipt(
                 rail: candidate.offer.rail, amountNative: proof.amountNative,
-                amountNativeCurrency: candidate.offer.challenge.price.currency, proofType: proof.proofType,
-                proofValue: proof.proofValue, fmvQuality: .unavailable, settlementLatencyMs: proof.settlementLatencyMs,
-                fallbackFrom: flow.fallbackFrom, requestID: requestID)
+                amountNativeCurrency: candidate.offer.challenge.price.currency,
+                amountEnvelope: quote?.traceAmountEnvelope, amountEnvelopeCurrency: quote?.envelopeCurrency.code,
+                proofType: proof.proofType, proofValue: proof.proofValue, fmvQuality: quote?.quality ?? .unavailable,
+                settlementLatencyMs: proof.settlementLatencyMs, fallbackFrom: flow.fallbackFrom, requestID: requestID)
         }
         func fill(_ proof: PaymentProof?, _ candidate: PaymentCandidate?) {
             guard let candidate else { return }
@@ -293,8 +619,9 @@ public final class RouteweilerClient: Sendable {
                 event.facilitator = candidate.offer.rail == .l402 ? "lightning" : nil
                 event.payment = .init(
                     proofType: proof.proofType, proofValue: proof.proofValue, amountNative: proof.amountNative,
-                    amountNativeCurrency: candidate.offer.challenge.price.currency, amountEnvelope: nil,
-                    amountEnvelopeCurrency: nil, fmvQuality: .unavailable, settlementLatencyMs: proof.settlementLatencyMs)
+                    amountNativeCurrency: candidate.offer.challenge.price.currency,
+                    amountEnvelope: quote?.traceAmountEnvelope, amountEnvelopeCurrency: quote?.envelopeCurrency.code,
+                    fmvQuality: quote?.quality ?? .unavailable, settlementLatencyMs: proof.settlementLatencyMs)
             }
         }
 
@@ -324,6 +651,9 @@ public final class RouteweilerClient: Sendable {
                     thrown = PaidRetryFailedError(payment: receipt(proof, candidate), attempts: failed.attempts,
                                                   cause: failed.cause)
                 }
+            }
+            if let denied = thrown as? PolicyDeniedError {
+                event.policy = .init(verdict: "deny", ruleName: denied.ruleName)
             }
             event.outcome = .init(httpStatus: httpStatus, serviceDelivered: false, serviceLatencyMs: elapsedMs,
                                   error: .init(code: thrown.errorName, message: thrown.message))
@@ -357,5 +687,28 @@ public final class RouteweilerClient: Sendable {
         c.user = nil
         c.password = nil
         return c.string ?? url.absoluteString
+    }
+}
+
+/// Runs the client's start-up once; concurrent callers wait for the same result.
+actor StartupGate {
+    private var result: Result<RouteweilerClient.EnvelopeBinding?, any Error>?
+    private var running: Task<RouteweilerClient.EnvelopeBinding?, any Error>?
+
+    func run(_ body: @escaping @Sendable () async throws -> RouteweilerClient.EnvelopeBinding?) async throws
+        -> RouteweilerClient.EnvelopeBinding?
+    {
+        if let result { return try result.get() }
+        if let running { return try await running.value }
+        let task = Task { try await body() }
+        running = task
+        do {
+            let value = try await task.value
+            result = .success(value)
+            return value
+        } catch {
+            running = nil  // a failed start may be retried
+            throw error
+        }
     }
 }

@@ -87,6 +87,53 @@ public struct TraceEvent: Sendable, Codable, Hashable {
         }
     }
 
+    /// The policy's verdict on the offer that was paid or refused.
+    public struct PolicyVerdict: Sendable, Codable, Hashable {
+        /// `allow` or `deny`.
+        public var verdict: String
+        public var ruleName: String?
+        public init(verdict: String, ruleName: String?) {
+            self.verdict = verdict
+            self.ruleName = ruleName
+        }
+        enum CodingKeys: String, CodingKey { case verdict, ruleName }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(verdict, forKey: .verdict)
+            try c.encode(ruleName, forKey: .ruleName)
+        }
+    }
+
+    /// The budget reservation of the call.
+    public struct Reservation: Sendable, Codable, Hashable {
+        public var envelopeId: String
+        public var drawId: String?
+        public var currency: String
+        public var reservedMinorUnits: Int64?
+        public var settledMinorUnits: Int64?
+        /// `reserved` (outcome unknown), `settled`, `rolled_back`, or `none` (refused before reserving).
+        public var state: String
+        public init(envelopeId: String, drawId: String?, currency: String, reservedMinorUnits: Int64?,
+                    settledMinorUnits: Int64?, state: String) {
+            self.envelopeId = envelopeId
+            self.drawId = drawId
+            self.currency = currency
+            self.reservedMinorUnits = reservedMinorUnits
+            self.settledMinorUnits = settledMinorUnits
+            self.state = state
+        }
+        enum CodingKeys: String, CodingKey { case envelopeId, drawId, currency, reservedMinorUnits, settledMinorUnits, state }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(envelopeId, forKey: .envelopeId)
+            try c.encode(drawId, forKey: .drawId)
+            try c.encode(currency, forKey: .currency)
+            try c.encode(reservedMinorUnits, forKey: .reservedMinorUnits)
+            try c.encode(settledMinorUnits, forKey: .settledMinorUnits)
+            try c.encode(state, forKey: .state)
+        }
+    }
+
     public var requestId: String
     public var parentRequestId: String?
     public var agentId: String?
@@ -107,6 +154,8 @@ public struct TraceEvent: Sendable, Codable, Hashable {
     public var timestampEnd: Date
     public var credentialId: String?
     public var credentialState: String?
+    public var policy: PolicyVerdict?
+    public var reservation: Reservation?
 
     public init(requestId: String, parentRequestId: String? = nil, agentId: String?, envelopeId: String?,
                 policyHash: String, method: String?, url: String?, challenge: NormalizedChallenge?,
@@ -138,7 +187,7 @@ public struct TraceEvent: Sendable, Codable, Hashable {
     enum CodingKeys: String, CodingKey {
         case requestId, parentRequestId, agentId, envelopeId, policyHash, method, url, challenge, selectedRail,
             fallbackFrom, facilitator, fundingSource, payment, outcome, reconciliation, timestampStart, timestampEnd,
-            credentialId, credentialState
+            credentialId, credentialState, policy, reservation
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -164,6 +213,8 @@ public struct TraceEvent: Sendable, Codable, Hashable {
             try c.encode(credentialId, forKey: .credentialId)
             try c.encode(credentialState, forKey: .credentialState)
         }
+        try c.encode(policy, forKey: .policy)
+        try c.encode(reservation, forKey: .reservation)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -194,6 +245,8 @@ public struct TraceEvent: Sendable, Codable, Hashable {
         timestampEnd = try date(.timestampEnd)
         credentialId = try c.decodeIfPresent(String.self, forKey: .credentialId)
         credentialState = try c.decodeIfPresent(String.self, forKey: .credentialState)
+        policy = try c.decodeIfPresent(PolicyVerdict.self, forKey: .policy)
+        reservation = try c.decodeIfPresent(Reservation.self, forKey: .reservation)
     }
 
     /// The compact JSON payload stored in `trace_events.payload`.

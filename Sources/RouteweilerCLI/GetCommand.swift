@@ -24,6 +24,22 @@ struct GetCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-sats"), help: "Refuse invoices dearer than this many sats.")
     var maxSats: UInt64?
 
+    @Option(name: .customLong("budget"), help: "Budget envelope id (in the trace database) that caps spending.")
+    var budget: String?
+
+    @Option(name: .customLong("policy"), help: "Payment policy file (JSON or YAML).")
+    var policy: String?
+
+    @Option(name: .customLong("keystore"), help: "Directory of envelope signing keys (default ~/.routeweiler/keys).")
+    var keystore: String?
+
+    @Option(name: .customLong("btc-price"),
+            help: "Use a fixed BTC price instead of CoinGecko, e.g. usd=60000 (offline use and tests).")
+    var btcPrice: String?
+
+    @Flag(name: .customLong("no-reuse"), help: "Do not reuse paid tokens; pay for every call.")
+    var noReuse = false
+
     @Option(name: [.customShort("X"), .customLong("method")], help: "HTTP method (default GET).")
     var method: String = "GET"
 
@@ -38,6 +54,9 @@ struct GetCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let maxSats, maxSats == 0 { throw ValidationError("--max-sats must be positive") }
+        if let btcPrice, StoreOptions.parsePrice(btcPrice) == nil {
+            throw ValidationError("--btc-price must look like usd=60000")
+        }
         for h in headers where !h.contains(":") { throw ValidationError("header '\(h)' is not 'Name: value'") }
     }
 
@@ -77,7 +96,23 @@ struct GetCommand: AsyncParsableCommand {
 
     func fetch(funding: [any FundingSource], method: HTTPRequest.Method, fields: HTTPFields, body: [UInt8]?) async throws {
         var config = RouteweilerClient.Configuration(funding: funding)
-        if let traceDB { config.traceSink = try SQLiteTraceSink(path: traceDB) }
+        let database = traceDB ?? (budget != nil ? "./routeweiler-traces.db" : nil)
+        if let database {
+            try config.useSQLite(path: database, keystore: keystore.map { EnvelopeKeystore(directory: $0) } ?? EnvelopeKeystore())
+        }
+        if let budget { config.budget = .envelope(id: budget) }
+        if let policy {
+            do {
+                config.policy = try Policy(contentsOfFile: policy)
+            } catch {
+                printError("error: \(error)")
+                throw ExitCode(ExitCodes.configuration)
+            }
+        }
+        if let btcPrice, let (currency, price) = StoreOptions.parsePrice(btcPrice) {
+            config.fmvProvider = StaticFmvProvider(btcPrices: [currency: price])
+        }
+        config.reuseCredentials = !noReuse
         do {
             let response = try await RouteweilerClient.withClient(configuration: config) { rw in
                 try await rw.request(method, url, headers: fields, body: body)

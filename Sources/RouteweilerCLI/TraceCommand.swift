@@ -38,6 +38,13 @@ struct TraceCommand: AsyncParsableCommand {
         let rail = e.selectedRail?.rawValue ?? "-"
         let amount = e.payment.map { "\($0.amountNative) \($0.amountNativeCurrency)" } ?? "free"
         let error = e.outcome.error.map { " error=\($0.code)" } ?? ""
-        return "\(Timestamp.rfc3339Z(e.timestampStart))  \(e.requestId)  \(e.method ?? "-") \(e.url ?? "-")  status=\(status) rail=\(rail) amount=\(amount)\(error)"
+        var decision = e.policy.map { " decision=\($0.verdict)\($0.ruleName.map { "(\($0))" } ?? "")" } ?? ""
+        if e.credentialState == "reused" { decision += " credential=reused" }
+        var envelope = ""
+        if let r = e.reservation {
+            let settled = r.settledMinorUnits.map(String.init) ?? "-"
+            envelope = " envelope=\(r.envelopeId) \(r.state) settled=\(settled) \(r.currency) minor"
+        }
+        return "\(Timestamp.rfc3339Z(e.timestampStart))  \(e.requestId)  \(e.method ?? "-") \(e.url ?? "-")  status=\(status) rail=\(rail) amount=\(amount)\(decision)\(envelope)\(error)"
     }
 }

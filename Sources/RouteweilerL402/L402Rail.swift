@@ -189,3 +189,42 @@ public struct L402Rail: Rail {
         return s + " sats"
     }
 }
+
+extension L402Rail {
+    /// The payment hash and invoice (for crash recovery) and the reusable token's scope: the macaroon's
+    /// `services` caveat (the whole origin), else the request path.
+    public func plan(for offer: PaymentOffer, request: RouteweilerRequest) -> PaymentPlan {
+        guard let details = offer.details as? L402Offer else { return PaymentPlan() }
+        let scope: String
+        if let services = details.macaroon?.firstPartyCaveat("services") {
+            scope = "services:" + services
+        } else {
+            scope = "path:" + (request.url.path.isEmpty ? "/" : request.url.path)
+        }
+        let expiry = details.macaroon?.expiry(service: nil).map { Date(timeIntervalSince1970: TimeInterval($0)) }
+        return PaymentPlan(
+            paymentHash: details.invoice.paymentHash.hexString, invoice: details.invoice.paymentRequest,
+            credentialPrefix: Redacted("\(details.challenge.scheme.rawValue) \(details.challenge.macaroon)"),
+            credentialHeaderName: "Authorization", credentialScope: scope, credentialExpiresAt: expiry)
+    }
+
+    /// Asks the node (LND `TrackPaymentV2`) what became of a payment left pending by a crash.
+    public func resolvePending(_ intent: PaymentIntent, with funding: any FundingSource) async throws
+        -> PendingResolution
+    {
+        guard let source = funding as? LightningFundingSource, let hex = intent.paymentHash,
+            let hash = Hex.decode(hex), hash.count == 32
+        else { return .unknown }
+        switch try await source.node.paymentStatus(paymentHash: hash) {
+        case .succeeded(let payment):
+            guard Array(SHA256.hash(data: payment.preimage)) == hash else { return .unknown }
+            return .succeeded(proof: payment.preimage.hexString)
+        case .failed(let reason):
+            return .failed(reason: reason)
+        case .notFound:
+            return .failed(reason: "not_found")
+        case .inFlight:
+            return .unknown
+        }
+    }
+}

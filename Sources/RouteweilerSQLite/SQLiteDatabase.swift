@@ -6,7 +6,10 @@ import GRDB
 /// WAL mode, `synchronous=NORMAL`, foreign keys on, and a 10 s busy timeout so that several processes can share
 /// the file. The file is created with mode 0600.
 package enum RouteweilerDatabase {
-    package static func open(path: String) throws -> DatabasePool {
+    /// Opens the file at `path` and runs the migrations.
+    /// - Parameter busyTimeout: how long a statement waits for another connection's lock before failing with
+    ///   `SQLITE_BUSY` (10 s by default, SPEC §13; tests shorten it).
+    package static func open(path: String, busyTimeout: TimeInterval = 10) throws -> DatabasePool {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
         if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
@@ -18,13 +21,24 @@ package enum RouteweilerDatabase {
             if fd >= 0 { close(fd) }
         }
         var config = Configuration()
-        config.busyMode = .timeout(10)
+        config.busyMode = .timeout(busyTimeout)
         config.foreignKeysEnabled = true
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous=NORMAL")
         }
         let pool = try DatabasePool(path: path, configuration: config)
-        try migrator.migrate(pool)
+        // GRDB reads the applied migrations outside the migration's transaction, so two processes opening a fresh
+        // file at once can both try the same migration; the loser fails (duplicate column, unique identifier) and
+        // simply finds it applied on the next pass.
+        var attempt = 0
+        while true {
+            do {
+                try migrator.migrate(pool)
+                break
+            } catch let error as DatabaseError where attempt < 3 && error.resultCode != .SQLITE_BUSY {
+                attempt += 1
+            }
+        }
         // SQLite creates the -wal and -shm files with the main file's mode; keep them private too.
         for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
             chmod(path + suffix, 0o600)
@@ -67,6 +81,27 @@ package enum RouteweilerDatabase {
                   shipped_at TEXT, payload TEXT NOT NULL);
                 CREATE INDEX IF NOT EXISTS trace_events_envelope_ts ON trace_events(envelope_id, ts_start DESC);
                 """)
+        }
+        // Budget additions (SPEC §16 items 5, 6, 15, §17). Timestamps written by the budget store into
+        // `draws`/`envelopes`/`payment_intents` are fixed-width ISO text (`YYYY-MM-DDTHH:MM:SS.ffffff+00:00`, always
+        // six fraction digits) so SQLite's string comparison orders them correctly.
+        m.registerMigration("v2-budget") { db in
+            try db.execute(sql: """
+                ALTER TABLE draws ADD COLUMN signature TEXT;
+                ALTER TABLE envelopes ADD COLUMN owner_agent_id TEXT;
+                CREATE INDEX IF NOT EXISTS draws_state_expires ON draws(state, expires_at);
+                CREATE TABLE IF NOT EXISTS payment_intents(
+                  id TEXT PRIMARY KEY, request_id TEXT NOT NULL, rail TEXT NOT NULL, origin TEXT NOT NULL,
+                  envelope_id TEXT, draw_id TEXT, payment_hash TEXT, invoice TEXT, credential_scope TEXT,
+                  state TEXT NOT NULL, proof TEXT, created_at TEXT NOT NULL, resolved_at TEXT);
+                CREATE INDEX IF NOT EXISTS payment_intents_state ON payment_intents(state);
+                CREATE INDEX IF NOT EXISTS payment_intents_draw ON payment_intents(draw_id);
+                """)
+        }
+        // Payment-intent details for crash recovery: the URL, the settle amount and the credential to rebuild
+        // (a secret; the file is 0600), as JSON.
+        m.registerMigration("v3-intent-details") { db in
+            try db.execute(sql: "ALTER TABLE payment_intents ADD COLUMN details_json TEXT")
         }
         return m
     }

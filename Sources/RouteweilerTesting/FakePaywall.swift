@@ -43,6 +43,8 @@ public final class FakePaywall: Sendable {
         public var refuseProofs = false
         /// Drop the connection of this many paid retries before answering (tests of retry with the same proof).
         public var dropPaidRetries = 0
+        /// Accept each token once only (a later request with it gets a fresh 402).
+        public var singleUseTokens = false
         /// The description of the invoices.
         public var invoiceDescription = "Routeweiler fake paywall"
         public init() {}
@@ -60,10 +62,12 @@ public final class FakePaywall: Sendable {
         public var proofsRejected = 0
         /// Bodies of served paid requests, in order.
         public var servedBodies: [[UInt8]] = []
+        /// Requests that carried an `Authorization` header (on any path).
+        public var authorizationHeadersSeen = 0
     }
 
     public let network: FakeLightningNetwork
-    private let state: Mutex<(config: Configuration, stats: Stats, dropped: Int, port: Int?)>
+    private let state: Mutex<(config: Configuration, stats: Stats, dropped: Int, port: Int?, usedTokens: Set<String>)>
     private let rootKey: [UInt8]
     private let nodeKey: Secp256k1.PrivateKey
     private let task: Mutex<Task<Void, any Error>?> = Mutex(nil)
@@ -71,7 +75,7 @@ public final class FakePaywall: Sendable {
     /// Creates a paywall; call ``start()`` (or use ``withPaywall(network:configuration:_:)``).
     public init(network: FakeLightningNetwork, configuration: Configuration = .init()) {
         self.network = network
-        self.state = Mutex((configuration, Stats(), 0, nil))
+        self.state = Mutex((configuration, Stats(), 0, nil, []))
         self.rootKey = Self.randomBytes(32)
         var key: Secp256k1.PrivateKey?
         while key == nil { key = try? Secp256k1.PrivateKey(bytes: Self.randomBytes(32)) }
@@ -110,7 +114,15 @@ public final class FakePaywall: Sendable {
     /// Starts listening on 127.0.0.1 (port 0) and returns once the port is known.
     public func start() async throws {
         let router = Router(context: PaywallRequestContext.self)
-        router.get("/free") { _, _ in Self.json(.ok, #"{"free":true}"#) }
+        router.get("/free") { request, _ in
+            if request.headers[.authorization] != nil { self.state.withLock { $0.stats.authorizationHeadersSeen += 1 } }
+            return Self.json(.ok, #"{"free":true}"#)
+        }
+        router.get("/redirect") { request, _ in
+            if request.headers[.authorization] != nil { self.state.withLock { $0.stats.authorizationHeadersSeen += 1 } }
+            let target = request.uri.queryParameters.get("to") ?? "/free"
+            return Response(status: .found, headers: [.location: target])
+        }
         for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
             router.on("/protected", method: method) { request, context in
                 try await self.handleProtected(request, channel: context.channel)
@@ -154,10 +166,12 @@ public final class FakePaywall: Sendable {
         let body = try await request.collectBody(upTo: 1 << 20)
         let config = state.withLock { s -> Configuration in
             s.stats.protectedRequests += 1
+            if request.headers[.authorization] != nil { s.stats.authorizationHeadersSeen += 1 }
             return s.config
         }
         if let authorization = request.headers[.authorization] {
-            if verify(authorization) && !config.refuseProofs {
+            let fresh = !config.singleUseTokens || state.withLock { $0.usedTokens.insert(authorization).inserted }
+            if verify(authorization) && !config.refuseProofs && fresh {
                 let drop = state.withLock { s -> Bool in
                     if s.dropped < s.config.dropPaidRetries {
                         s.dropped += 1
@@ -177,7 +191,7 @@ public final class FakePaywall: Sendable {
                 return Self.json(.ok, #"{"result":"ok","rail":"l402"}"#)
             }
             state.withLock { $0.stats.proofsRejected += 1 }
-            if !config.refuseProofs {
+            if !config.refuseProofs && fresh {
                 return Self.json(.unauthorized, #"{"error":"invalid L402 credential"}"#)
             }
         }

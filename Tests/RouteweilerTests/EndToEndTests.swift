@@ -307,7 +307,9 @@ final class CollectingLogHandler: LogHandler {
     @Test func concurrentCallsEachPayOnceAndTraceOnce() async throws {
         try await Stack.run { stack in
             let sink = try SQLiteTraceSink(path: temporaryDatabasePath())
-            try await RouteweilerClient.withClient(configuration: stack.configuration(sink: sink)) { rw in
+            var config = stack.configuration(sink: sink)
+            config.reuseCredentials = false  // every call pays
+            try await RouteweilerClient.withClient(configuration: config) { rw in
                 try await withThrowingTaskGroup(of: Int.self) { group in
                     for _ in 0..<16 {
                         group.addTask { Int(try await rw.get(stack.paywall.url("/protected")).status.code) }

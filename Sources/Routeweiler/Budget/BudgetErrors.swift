@@ -89,3 +89,18 @@ public struct StoreBusyError: RouteweilerError {
     public var message: String
     public init(_ message: String) { self.message = message }
 }
+
+/// An envelope's key file exists but does not hold a 32-byte Ed25519 seed.
+public struct KeystoreCorruptError: RouteweilerError {
+    public var errorName: String { "KeystoreCorruptError" }
+    public var message: String
+    public init(_ message: String) { self.message = message }
+}
+
+/// No draw with this id exists (settle or release of an unknown reservation).
+public struct DrawNotFoundError: RouteweilerError {
+    public var errorName: String { "DrawNotFoundError" }
+    public var drawID: String
+    public var message: String { "draw '\(drawID)' does not exist" }
+    public init(drawID: String) { self.drawID = drawID }
+}

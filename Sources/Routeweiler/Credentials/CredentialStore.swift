@@ -1,0 +1,71 @@
+import Foundation
+
+/// A paid credential that can be presented again (an L402 token: macaroon plus preimage).
+///
+/// It is a bearer secret: it is only ever sent to the origin that issued it, never logged, never traced.
+public struct StoredCredential: Sendable {
+    public var id: String
+    public var rail: RailID
+    /// `scheme://host:port` of the server that issued it.
+    public var origin: String
+    /// Where it applies on that origin: `services:<caveat>` (the whole origin) or `path:<prefix>`.
+    public var scope: String
+    /// The header to present, e.g. `Authorization`.
+    public var headerName: String
+    public var headerValue: Redacted<String>
+    public var expiresAt: Date?
+    public var requestID: String
+    public var challengeURL: String
+
+    public init(id: String, rail: RailID, origin: String, scope: String, headerName: String,
+                headerValue: Redacted<String>, expiresAt: Date?, requestID: String, challengeURL: String) {
+        self.id = id
+        self.rail = rail
+        self.origin = origin
+        self.scope = scope
+        self.headerName = headerName
+        self.headerValue = headerValue
+        self.expiresAt = expiresAt
+        self.requestID = requestID
+        self.challengeURL = challengeURL
+    }
+
+    /// Whether this credential may be presented for `url` at `now`: same origin, scope covering the path,
+    /// not expired.
+    public func applies(to url: URL, now: Date) -> Bool {
+        if let expiresAt, now >= expiresAt { return false }
+        guard url.routeweilerOrigin == origin else { return false }
+        if scope.hasPrefix("services:") { return true }
+        if scope.hasPrefix("path:") {
+            let prefix = String(scope.dropFirst(5))
+            let path = url.path.isEmpty ? "/" : url.path
+            return path.hasPrefix(prefix)
+        }
+        return false
+    }
+}
+
+/// Keeps paid credentials for reuse, so a token bought once is not paid for again.
+public protocol CredentialStore: Sendable {
+    /// Stores a credential (replacing one with the same id).
+    func store(_ credential: StoredCredential) async throws
+    /// A credential for `url` (same origin, covering scope, unexpired), most recent first.
+    func credential(for url: URL, now: Date) async throws -> StoredCredential?
+    /// Drops a credential the server refused.
+    func remove(id: String) async throws
+}
+
+/// An in-memory credential store (the default when no database is configured).
+public actor InMemoryCredentialStore: CredentialStore {
+    private var items: [StoredCredential] = []
+    public init() {}
+    public func store(_ credential: StoredCredential) async throws {
+        items.removeAll { $0.id == credential.id }
+        items.append(credential)
+    }
+    public func credential(for url: URL, now: Date) async throws -> StoredCredential? {
+        items.last { $0.applies(to: url, now: now) }
+    }
+    public func remove(id: String) async throws { items.removeAll { $0.id == id } }
+    public var count: Int { items.count }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import GRDB
+public import Routeweiler
+
+/// Keeps paid credentials in the `credentials` table of the shared 0600 database, for reuse across calls and
+/// processes. A credential is a bearer secret; it is never written to the trace.
+public final class SQLiteCredentialStore: CredentialStore {
+    private let pool: DatabasePool
+
+    public init(path: String) throws {
+        self.pool = try RouteweilerDatabase.open(path: path)
+    }
+
+    struct Payload: Codable {
+        var origin: String
+        var scope: String
+        var headerName: String
+        var headerValue: String
+    }
+
+    public func store(_ credential: StoredCredential) async throws {
+        let payload = Payload(origin: credential.origin, scope: credential.scope, headerName: credential.headerName,
+                              headerValue: credential.headerValue.value)
+        let json = String(decoding: try JSONEncoder().encode(payload), as: UTF8.self)
+        let now = Timestamp.iso(Date())
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO credentials(credential_id, request_id, rail, challenge_url, payload_json, state,
+                      manual_hold_reason, persisted_at, redeemed_at, last_transition_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, 'redeemed', NULL, ?, ?, ?, ?)
+                    """,
+                arguments: [credential.id, credential.requestID, credential.rail.rawValue, credential.challengeURL, json,
+                            now, now, now, credential.expiresAt.map(Timestamp.iso)])
+        }
+    }
+
+    public func credential(for url: URL, now: Date) async throws -> StoredCredential? {
+        let rows = try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT credential_id, request_id, rail, challenge_url, payload_json, expires_at FROM credentials
+                WHERE state IN ('persisted', 'redeemed') ORDER BY persisted_at DESC, rowid DESC
+                """)
+        }
+        let decoder = JSONDecoder()
+        for row in rows {
+            guard let json: String = row["payload_json"],
+                let payload = try? decoder.decode(Payload.self, from: Data(json.utf8))
+            else { continue }
+            let expires: String? = row["expires_at"]
+            let credential = StoredCredential(
+                id: row["credential_id"], rail: RailID(row["rail"] as String), origin: payload.origin,
+                scope: payload.scope, headerName: payload.headerName, headerValue: Redacted(payload.headerValue),
+                expiresAt: expires.flatMap(Timestamp.parse), requestID: row["request_id"],
+                challengeURL: row["challenge_url"])
+            if credential.applies(to: url, now: now) { return credential }
+        }
+        return nil
+    }
+
+    public func remove(id: String) async throws {
+        _ = try await pool.write { db in
+            try db.execute(sql: "DELETE FROM credentials WHERE credential_id = ?", arguments: [id])
+        }
+    }
+}
+
+/// Records each intent to pay in `payment_intents` before paying, so that a crash can be recovered.
+public final class SQLitePaymentJournal: PaymentJournal {
+    private let pool: DatabasePool
+
+    public init(path: String) throws {
+        self.pool = try RouteweilerDatabase.open(path: path)
+    }
+
+    struct Details: Codable {
+        var url: String
+        var settleMinorUnits: Int64?
+        var credentialPrefix: String?
+        var credentialExpiresAt: String?
+    }
+
+    public func begin(_ intent: PaymentIntent) async throws {
+        let details = Details(url: intent.url, settleMinorUnits: intent.settleMinorUnits,
+                              credentialPrefix: intent.credentialPrefix?.value,
+                              credentialExpiresAt: intent.credentialExpiresAt.map(Timestamp.iso))
+        let json = String(decoding: try JSONEncoder().encode(details), as: UTF8.self)
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO payment_intents(id, request_id, rail, origin, envelope_id, draw_id, payment_hash, invoice,
+                      credential_scope, state, proof, created_at, resolved_at, details_json)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, NULL, ?)
+                    """,
+                arguments: [intent.id, intent.requestID, intent.rail.rawValue, intent.origin, intent.envelopeID,
+                            intent.drawID, intent.paymentHash, intent.invoice, intent.credentialScope,
+                            Self.text(intent.createdAt), json])
+        }
+    }
+
+    public func resolve(id: String, state: PaymentIntent.State, proof: String?, now: Date) async throws {
+        _ = try await pool.write { db in
+            try db.execute(sql: "UPDATE payment_intents SET state = ?, proof = COALESCE(?, proof), resolved_at = ? WHERE id = ?",
+                           arguments: [state.rawValue, proof, Self.text(now), id])
+        }
+    }
+
+    public func pending() async throws -> [PaymentIntent] {
+        let rows = try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM payment_intents WHERE state = 'pending' ORDER BY created_at")
+        }
+        let decoder = JSONDecoder()
+        return rows.map { row in
+            let details = (row["details_json"] as String?).flatMap { try? decoder.decode(Details.self, from: Data($0.utf8)) }
+            return PaymentIntent(
+                id: row["id"], requestID: row["request_id"], rail: RailID(row["rail"] as String), origin: row["origin"],
+                url: details?.url ?? "", envelopeID: row["envelope_id"], drawID: row["draw_id"],
+                settleMinorUnits: details?.settleMinorUnits, paymentHash: row["payment_hash"], invoice: row["invoice"],
+                credentialPrefix: details?.credentialPrefix.map(Redacted.init), credentialScope: row["credential_scope"],
+                credentialExpiresAt: details?.credentialExpiresAt.flatMap(Timestamp.parse),
+                state: PaymentIntent.State(rawValue: row["state"]) ?? .pending, proof: row["proof"],
+                createdAt: (row["created_at"] as String?).flatMap(Timestamp.parse) ?? Date())
+        }
+    }
+
+    /// All intents (for inspection and tests), oldest first.
+    public func all() async throws -> [(id: String, state: String, proof: String?)] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, state, proof FROM payment_intents ORDER BY created_at").map {
+                (id: $0["id"], state: $0["state"], proof: $0["proof"])
+            }
+        }
+    }
+
+    /// Fixed-width ISO text (always six fraction digits) so string comparison orders it.
+    static func text(_ date: Date) -> String {
+        let iso = Timestamp.iso(date)
+        if iso.contains(".") { return iso }
+        return iso.replacingOccurrences(of: "+00:00", with: ".000000+00:00")
+    }
+}
+
+extension RouteweilerClient.Configuration {
+    /// Keeps the trace, the budget, paid credentials and the payment journal in one SQLite file (mode 0600).
+    ///
+    /// ```swift
+    /// var config = RouteweilerClient.Configuration(funding: [lightning])
+    /// try config.useSQLite(path: "routeweiler.db")
+    /// config.budget = .envelope(id: "agent-42")
+    /// ```
+    public mutating func useSQLite(path: String, keystore: EnvelopeKeystore = EnvelopeKeystore(),
+                                   urlMode: SQLiteTraceSink.URLMode = .raw) throws {
+        traceSink = try SQLiteTraceSink(path: path, urlMode: urlMode)
+        budgetStore = try SQLiteBudgetStore(path: path, keystore: keystore)
+        credentialStore = try SQLiteCredentialStore(path: path)
+        paymentJournal = try SQLitePaymentJournal(path: path)
+    }
+}
