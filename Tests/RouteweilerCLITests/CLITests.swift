@@ -106,19 +106,29 @@ func temporaryPath(_ name: String) -> String {
                 #expect(byEnv.status == 0, "\(byEnv.stderr)")
                 let json = try #require(try JSONSerialization.jsonObject(with: Data(byEnv.stdout.utf8)) as? [String: Any])
                 #expect(json["status"] as? Int == 200)
-                let payment = try #require(json["payment"] as? [String: Any])
+                // The token bought by the first process is in the shared database: reused, not paid again.
+                #expect(json["payment"] is NSNull)
+                #expect(lnd.paymentCount == 1)
+
+                let paidAgain = try await CLIRun.run(
+                    ["get", paywall.url("/protected"), "--json", "--no-reuse", "--trace-db", db],
+                    environment: ["POLAR_LND_HOST": "127.0.0.1:\(lnd.port)", "POLAR_LND_TLS_CERT": cert,
+                                  "POLAR_LND_MACAROON": mac])
+                #expect(paidAgain.status == 0, "\(paidAgain.stderr)")
+                let paidJSON = try #require(try JSONSerialization.jsonObject(with: Data(paidAgain.stdout.utf8)) as? [String: Any])
+                let payment = try #require(paidJSON["payment"] as? [String: Any])
                 #expect(payment["proofType"] as? String == "preimage")
                 #expect(lnd.paymentCount == 2)
 
                 let tooDear = try await CLIRun.run([
                     "get", paywall.url("/protected"), "--lnd-host", "127.0.0.1:\(lnd.port)", "--tls-cert", cert,
-                    "--macaroon", mac, "--max-sats", "5", "--trace-db", db,
+                    "--macaroon", mac, "--max-sats", "5", "--no-reuse", "--trace-db", db,
                 ])
                 #expect(tooDear.status == 3)
                 #expect(tooDear.stderr.contains("InvalidChallengeError"))
                 #expect(lnd.paymentCount == 2)
                 let count = try await DatabaseQueue(path: db).read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM trace_events") }
-                #expect(count == 3)
+                #expect(count == 4)
             }
         }
     }

@@ -265,7 +265,7 @@ extension FMVTests {
                       _ change: (inout CoinGeckoProvider.Configuration) -> Void = { _ in }) -> CoinGeckoProvider {
             var config = CoinGeckoProvider.Configuration()
             config.baseURL = server.baseURL
-            config.timeout = .milliseconds(500)
+            config.timeout = .seconds(15)
             change(&config)
             return CoinGeckoProvider(configuration: config, now: clock.function)
         }
@@ -303,12 +303,14 @@ extension FMVTests {
         }
 
         @Test func slowServiceTimesOut() async throws {
-            try await FakeRatesServer.withServer { server in
-                server.configure { $0.coinGecko = .slow(.seconds(5)) }
-                let p = provider(server) { $0.timeout = .milliseconds(100) }
-                let error = await #expect(throws: FmvUnavailableError.self) { try await p.btcRate(in: .usd) }
-                #expect(error?.code == .fetchFailed)
-            }
+            // A listener that never answers (no Hummingbird handler left sleeping at shutdown).
+            let silent = try SilentServer()
+            var config = CoinGeckoProvider.Configuration()
+            config.baseURL = silent.baseURL
+            config.timeout = .milliseconds(100)
+            let p = CoinGeckoProvider(configuration: config)
+            let error = await #expect(throws: FmvUnavailableError.self) { try await p.btcRate(in: .usd) }
+            #expect(error?.code == .fetchFailed)
         }
 
         @Test(arguments: [
@@ -386,7 +388,7 @@ extension FMVTests {
                       _ change: (inout ECBProvider.Configuration) -> Void = { _ in }) -> ECBProvider {
             var config = ECBProvider.Configuration()
             config.baseURL = server.baseURL
-            config.timeout = .milliseconds(500)
+            config.timeout = .seconds(15)
             change(&config)
             return ECBProvider(configuration: config, now: clock.function)
         }
@@ -474,12 +476,13 @@ extension FMVTests {
         }
 
         @Test func slowServiceTimesOut() async throws {
-            try await FakeRatesServer.withServer { server in
-                server.configure { $0.ecb = .slow(.seconds(5)) }
-                let p = provider(server) { $0.timeout = .milliseconds(100) }
-                let error = await #expect(throws: FmvUnavailableError.self) { try await p.fiatRate(from: .usd, to: .eur) }
-                #expect(error?.code == .fetchFailed)
-            }
+            let silent = try SilentServer()
+            var config = ECBProvider.Configuration()
+            config.baseURL = silent.baseURL
+            config.timeout = .milliseconds(100)
+            let p = ECBProvider(configuration: config)
+            let error = await #expect(throws: FmvUnavailableError.self) { try await p.fiatRate(from: .usd, to: .eur) }
+            #expect(error?.code == .fetchFailed)
         }
 
         @Test func cachedForTheUTCDayThenStalenessLimit() async throws {

@@ -14,7 +14,7 @@ struct LNDClientTests {
     /// Runs `body` with a fake node and a client connected to it.
     private func withNode<R: Sendable>(
         network: FakeLightningNetwork = FakeLightningNetwork(),
-        configuration: FakeLND.Configuration = FakeLND.Configuration(clientTimeout: .seconds(10)),
+        configuration: FakeLND.Configuration = FakeLND.Configuration(clientTimeout: .seconds(30)),
         _ body: (FakeLND, LNDClient) async throws -> R
     ) async throws -> R {
         try await FakeLND.withFakeLND(network: network, configuration: configuration) { fake in
