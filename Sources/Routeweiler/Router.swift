@@ -26,6 +26,8 @@ struct Router: Sendable {
         var referenceCurrency: Currency?
         var envelopeID: String?
         var envelopeRails: [RailID]?
+        /// Origin globs the envelope may pay (`*`, `https://*.example.com`, or a host glob).
+        var envelopeOrigins: [String]?
         var fmv: (any FmvProvider)?
     }
 
@@ -33,6 +35,15 @@ struct Router: Sendable {
         var rejections: [RailRejection] = []
         var candidates: [(PaymentCandidate, Int)] = []
         var sawChallenge = false
+        let originAllowed: Bool = {
+            guard let globs = limits.envelopeOrigins, !globs.isEmpty else { return true }
+            let origin = context.request.url.routeweilerOrigin
+            let host = (context.request.url.host ?? "").lowercased()
+            return globs.contains { g in
+                let p = g.lowercased()
+                return p.contains("://") ? Glob.matches(p, origin) : Glob.matches(p, host)
+            }
+        }()
         for (index, rail) in rails.enumerated() {
             let results = rail.offers(in: context)
             if !results.isEmpty { sawChallenge = true }
@@ -44,6 +55,11 @@ struct Router: Sendable {
                     let decision = policy.evaluate(challenge: offer.challenge, requestURL: context.request.url)
                     if let denied = decision.deniedError {
                         rejections.append(RailRejection(rail: rail.id, error: denied))
+                        continue
+                    }
+                    if !originAllowed, let envelope = limits.envelopeID {
+                        rejections.append(RailRejection(rail: rail.id, error: OriginNotAllowedError(
+                            envelopeID: envelope, origin: context.request.url.routeweilerOrigin)))
                         continue
                     }
                     if let allowed = limits.envelopeRails, let envelope = limits.envelopeID, !allowed.contains(rail.id) {

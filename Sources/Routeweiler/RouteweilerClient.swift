@@ -190,6 +190,7 @@ public final class RouteweilerClient: Sendable {
         var id: String
         var currency: Currency
         var allowedRails: [RailID]
+        var allowedOrigins: [String]
     }
 
     private func prepare() async throws -> EnvelopeBinding? {
@@ -201,7 +202,8 @@ public final class RouteweilerClient: Sendable {
             guard let record = try await store.envelope(id: budget.id) else {
                 throw EnvelopeNotFoundError(envelopeID: budget.id)
             }
-            binding = EnvelopeBinding(id: record.id, currency: record.capCurrency, allowedRails: record.allowedRails)
+            binding = EnvelopeBinding(id: record.id, currency: record.capCurrency, allowedRails: record.allowedRails,
+                                      allowedOrigins: record.allowedOriginsGlob)
             _ = try await store.sweepExpired(now: Date())
         }
         if configuration.recoverPendingPayments, let journal = configuration.paymentJournal {
@@ -363,7 +365,7 @@ public final class RouteweilerClient: Sendable {
                 }
                 let limits = Router.Limits(
                     referenceCurrency: envelope?.currency ?? configuration.policy.currency, envelopeID: envelope?.id,
-                    envelopeRails: envelope?.allowedRails, fmv: fmv)
+                    envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.allowedOrigins, fmv: fmv)
                 let decision = await router.route(ChallengeContext(request: request, response: response, now: Date()),
                                                   limits: limits)
                 if let onEvent = configuration.onEvent {

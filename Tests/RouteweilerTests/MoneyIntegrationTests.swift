@@ -190,6 +190,15 @@ import Testing
                     try await rw.get(stack.paywall.url("/protected"))
                 }
             }
+            let (db2, keys2) = dirs()
+            let elsewhere = BudgetEnvelope(id: "elsewhere", capMinorUnits: 100, capCurrency: .usd, allowedRails: [.l402],
+                                           allowedOriginsGlob: ["https://*.example.com"], ttlSeconds: 60)
+            let originConfig = try sqliteConfig(stack, db: db2, keys: keys2, envelope: elsewhere)
+            await #expect(throws: OriginNotAllowedError.self) {
+                try await RouteweilerClient.withClient(configuration: originConfig) { rw in
+                    try await rw.get(stack.paywall.url("/protected"))
+                }
+            }
             #expect(stack.lnd.paymentCount == 0)
         }
     }

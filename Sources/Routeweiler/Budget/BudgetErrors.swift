@@ -104,3 +104,15 @@ public struct DrawNotFoundError: RouteweilerError {
     public var message: String { "draw '\(drawID)' does not exist" }
     public init(drawID: String) { self.drawID = drawID }
 }
+
+/// The envelope's `allowedOriginsGlob` does not cover this origin. Nothing was reserved or paid.
+public struct OriginNotAllowedError: RouteweilerError {
+    public var errorName: String { "OriginNotAllowedError" }
+    public var envelopeID: String
+    public var origin: String
+    public var message: String { "envelope '\(envelopeID)' may not pay \(origin)" }
+    public init(envelopeID: String, origin: String) {
+        self.envelopeID = envelopeID
+        self.origin = origin
+    }
+}
