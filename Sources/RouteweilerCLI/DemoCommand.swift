@@ -70,7 +70,7 @@ struct DemoCommand: AsyncParsableCommand {
         switch event {
         case .challenged(let status, let headers):
             print("4. server answered \(status) Payment Required with:")
-            for h in headers { print("     \(abbreviate(h, 60))") }
+            for h in headers { print("     \(abbreviateQuoted(h))") }
         case .offerSelected(let c, let source):
             print("5. chose rail \(c.rail): invoice for \(c.price.humanAmount) on \(c.raw["network"] ?? "?"), payment hash \(abbreviate(c.nonce, 12)), funded by \(source)")
             if let invoice = c.raw["invoice"] { print("     invoice \(abbreviate(invoice, 40))") }
@@ -90,4 +90,12 @@ struct DemoCommand: AsyncParsableCommand {
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }
+}
+
+/// Shortens every long quoted value of a header (`macaroon="AgEM…"`) for display.
+func abbreviateQuoted(_ header: String) -> String {
+    let parts = header.split(separator: "\"", omittingEmptySubsequences: false)
+    return parts.enumerated().map { i, part in
+        i % 2 == 1 ? abbreviate(String(part), 16) : String(part)
+    }.joined(separator: "\"")
 }
