@@ -70,7 +70,7 @@ public final class FakePaywall: Sendable {
     private let state: Mutex<(config: Configuration, stats: Stats, dropped: Int, port: Int?, usedTokens: Set<String>)>
     private let rootKey: [UInt8]
     private let nodeKey: Secp256k1.PrivateKey
-    private let task: Mutex<Task<Void, any Error>?> = Mutex(nil)
+    private let server = LocalHTTPServer()
 
     /// Creates a paywall; call ``start()`` (or use ``withPaywall(network:configuration:_:)``).
     public init(network: FakeLightningNetwork, configuration: Configuration = .init()) {
@@ -131,35 +131,12 @@ public final class FakePaywall: Sendable {
                 try await self.handleProtected(request, channel: context.channel)
             }
         }
-        let (stream, continuation) = AsyncStream<Int>.makeStream()
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            },
-            logger: Logger(label: "fake-paywall", factory: { _ in SwiftLogNoOpLogHandler() }))
-        let t = Task { try await app.run() }
-        task.withLock { $0 = t }
-        var port = 0
-        for await p in stream { port = p }
-        guard port != 0 else {
-            t.cancel()
-            throw FakePaywallError(message: "the paywall did not start")
-        }
+        let port = try await server.start(router, label: "fake-paywall")
         state.withLock { $0.port = port }
     }
 
     /// Stops the server.
-    public func shutdown() async {
-        let t = task.withLock { t -> Task<Void, any Error>? in
-            defer { t = nil }
-            return t
-        }
-        t?.cancel()
-        _ = await t?.result
-    }
+    public func shutdown() async { await server.shutdown() }
 
     private func handleProtected(_ request: Request, channel: any Channel) async throws -> Response {
         var request = request

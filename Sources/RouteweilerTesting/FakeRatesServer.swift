@@ -60,7 +60,7 @@ public final class FakeRatesServer: Sendable {
     }
 
     private let state: Mutex<(config: Configuration, stats: Stats, port: Int?)>
-    private let task: Mutex<Task<Void, any Error>?> = Mutex(nil)
+    private let server = LocalHTTPServer()
 
     /// Creates a server; call ``start()`` (or use ``withServer(configuration:_:)``).
     public init(configuration: Configuration = .init()) {
@@ -96,35 +96,12 @@ public final class FakeRatesServer: Sendable {
         let router = Router()
         router.get("/api/v3/simple/price") { request, _ in try await self.simplePrice(request) }
         router.get("/stats/eurofxref/eurofxref-daily.xml") { request, _ in try await self.ecbDaily(request) }
-        let (stream, continuation) = AsyncStream<Int>.makeStream()
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            },
-            logger: Logger(label: "fake-rates", factory: { _ in SwiftLogNoOpLogHandler() }))
-        let t = Task { try await app.run() }
-        task.withLock { $0 = t }
-        var port = 0
-        for await p in stream { port = p }
-        guard port != 0 else {
-            t.cancel()
-            throw FakeRatesServerError(message: "the rates server did not start")
-        }
+        let port = try await server.start(router, label: "fake-rates")
         state.withLock { $0.port = port }
     }
 
     /// Stops the server.
-    public func shutdown() async {
-        let t = task.withLock { t -> Task<Void, any Error>? in
-            defer { t = nil }
-            return t
-        }
-        t?.cancel()
-        _ = await t?.result
-    }
+    public func shutdown() async { await server.shutdown() }
 
     private func simplePrice(_ request: Request) async throws -> Response {
         let query = request.uri.query ?? ""
