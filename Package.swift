@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "RouteweilerSQLite", targets: ["RouteweilerSQLite"]),
         .library(name: "LNDClient", targets: ["LNDClient"]),
         .library(name: "RouteweilerL402", targets: ["RouteweilerL402"]),
+        .library(name: "RouteweilerX402", targets: ["RouteweilerX402"]),
         .library(name: "RouteweilerTesting", targets: ["RouteweilerTesting"]),
         .executable(name: "routeweiler", targets: ["RouteweilerCLI"]),
     ],
@@ -88,6 +89,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "RouteweilerX402",
+            dependencies: [
+                "Routeweiler",
+                "RouteweilerWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "RouteweilerTesting",
             dependencies: [
                 "Routeweiler",
@@ -132,6 +141,7 @@ let package = Package(
                 "RouteweilerWire",
                 "RouteweilerSQLite",
                 "RouteweilerL402",
+                "RouteweilerX402",
                 "LNDClient",
                 "RouteweilerTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -231,10 +231,11 @@ struct LNDClientTests {
 
     @Test("a payment that outlives the RPC deadline is settled through TrackPaymentV2")
     func deadlineThenTrack() async throws {
-        let configuration = FakeLND.Configuration(clientTimeout: .seconds(2))
+        // Generous margins: the suite runs in parallel on two cores.
+        let configuration = FakeLND.Configuration(clientTimeout: .seconds(4))
         try await self.withNode(configuration: configuration) { fake, client in
             let invoice = await fake.network.makeInvoice(amountMsat: 3_000)
-            fake.hangAfterInFlight(seconds: 3.5)  // SendPaymentV2 deadline: 2 s + 1 s
+            fake.hangAfterInFlight(seconds: 5.5)  // SendPaymentV2 deadline: 4 s + 1 s
             let outcome = try await client.sendPayment(paymentRequest: invoice.paymentRequest, feeLimitMsat: 1_000, timeoutSeconds: 1)
             #expect(outcome.status == .succeeded)
             #expect(outcome.preimage == invoice.preimage)
@@ -244,10 +245,10 @@ struct LNDClientTests {
 
     @Test("a payment still in flight after tracking throws .timeout with paymentMayHaveBeenSent")
     func deadlineUnsettled() async throws {
-        let configuration = FakeLND.Configuration(clientTimeout: .milliseconds(500))
+        let configuration = FakeLND.Configuration(clientTimeout: .seconds(3))
         try await self.withNode(configuration: configuration) { fake, client in
             let invoice = await fake.network.makeInvoice(amountMsat: 3_000)
-            fake.hangAfterInFlight(seconds: 4)
+            fake.hangAfterInFlight(seconds: 20)  // still in flight after the send deadline (4 s) and tracking (3 s)
             let error = await self.expectLNDError(.timeout) {
                 _ = try await client.sendPayment(paymentRequest: invoice.paymentRequest, feeLimitMsat: 1_000, timeoutSeconds: 1)
             }
