@@ -1,17 +1,27 @@
+/// A member of an open set spelled as a string on the wire (rail ids, proof types, …): encoded as that string,
+/// printed as that string, compared by it. New members are static constants; no caller's `switch` breaks.
+public protocol OpenStringValue: Hashable, Sendable, Codable, CustomStringConvertible {
+    var rawValue: String { get }
+    init(_ rawValue: String)
+}
+
+extension OpenStringValue {
+    public init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+    public var description: String { rawValue }
+}
+
 /// Identifies a payment rail (a protocol over HTTP 402). Spelled exactly as in traces: `l402`, `x402`, `mpp-tempo`, `mpp-spt`.
-public struct RailID: Hashable, Sendable, Codable, CustomStringConvertible, ExpressibleByStringLiteral {
+public struct RailID: OpenStringValue, ExpressibleByStringLiteral {
     /// The wire and trace spelling.
     public let rawValue: String
 
     /// Creates a rail id from its wire spelling.
     public init(_ rawValue: String) { self.rawValue = rawValue }
     public init(stringLiteral value: String) { self.rawValue = value }
-    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(rawValue)
-    }
-    public var description: String { rawValue }
 
     /// x402: EIP-3009 stablecoin authorisations.
     public static let x402 = RailID("x402")
@@ -27,15 +37,9 @@ public struct RailID: Hashable, Sendable, Codable, CustomStringConvertible, Expr
 }
 
 /// The kind of proof a rail hands the server: a transaction id, a Lightning preimage, or a Stripe token id.
-public struct ProofType: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct ProofType: OpenStringValue {
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
-    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(rawValue)
-    }
-    public var description: String { rawValue }
 
     public static let txid = ProofType("txid")
     public static let preimage = ProofType("preimage")
@@ -43,15 +47,9 @@ public struct ProofType: Hashable, Sendable, Codable, CustomStringConvertible {
 }
 
 /// How an amount was converted into the envelope currency.
-public struct FmvQuality: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct FmvQuality: OpenStringValue {
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
-    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(rawValue)
-    }
-    public var description: String { rawValue }
 
     public static let stablecoinPeg = FmvQuality("stablecoin_peg")
     public static let coingeckoSimple = FmvQuality("coingecko_simple")

@@ -50,15 +50,9 @@ public struct BudgetEnvelope: Sendable, Hashable, Codable {
 }
 
 /// The lifecycle state of an envelope.
-public struct EnvelopeStatus: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct EnvelopeStatus: OpenStringValue {
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
-    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(rawValue)
-    }
-    public var description: String { rawValue }
     public static let active = EnvelopeStatus("active")
     public static let frozen = EnvelopeStatus("frozen")
     public static let expired = EnvelopeStatus("expired")
