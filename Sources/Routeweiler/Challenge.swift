@@ -139,9 +139,13 @@ public struct PaymentReceipt: Sendable, Codable, Hashable {
     public var fallbackFrom: RailID?
     /// The id of the call's trace row.
     public var requestID: String
+    /// The server's settlement receipt, when it sent one.
+    public var settlement: SettlementReceipt?
     public init(rail: RailID, amountNative: UInt64, amountNativeCurrency: String, amountEnvelope: Double? = nil,
                 amountEnvelopeCurrency: String? = nil, proofType: ProofType, proofValue: String?,
-                fmvQuality: FmvQuality, settlementLatencyMs: Int, fallbackFrom: RailID? = nil, requestID: String) {
+                fmvQuality: FmvQuality, settlementLatencyMs: Int, fallbackFrom: RailID? = nil, requestID: String,
+                settlement: SettlementReceipt? = nil) {
+        self.settlement = settlement
         self.rail = rail
         self.amountNative = amountNative
         self.amountNativeCurrency = amountNativeCurrency

@@ -52,6 +52,13 @@ public protocol Rail: Sendable {
 
     /// Settles the outcome of a payment whose process died before recording it (asks the wallet).
     func resolvePending(_ intent: PaymentIntent, with funding: any FundingSource) async throws -> PendingResolution
+
+    /// Reads the server's settlement receipt from the answer to the paid retry (x402 `PAYMENT-RESPONSE`,
+    /// MPP `Payment-Receipt`). `nil` when the rail has none or the server sent none.
+    /// - Throws: a ``RouteweilerError`` when a receipt is present but contradicts the payment (another
+    ///   challenge, another method); the money has moved, so the call fails without paying again.
+    func settlement(for offer: PaymentOffer, proof: PaymentProof, response: TransportResponse) throws
+        -> SettlementReceipt?
 }
 
 extension Rail {
@@ -59,6 +66,46 @@ extension Rail {
     public func resolvePending(_ intent: PaymentIntent, with funding: any FundingSource) async throws
         -> PendingResolution
     { .unknown }
+    public func settlement(for offer: PaymentOffer, proof: PaymentProof, response: TransportResponse) throws
+        -> SettlementReceipt?
+    { nil }
+}
+
+/// What a server's settlement receipt says about a payment, as recorded in the trace.
+public struct SettlementReceipt: Sendable, Codable, Hashable {
+    /// Whether the server says the payment settled.
+    public var success: Bool
+    /// The on-chain transaction hash or the processor's reference.
+    public var transactionHash: String?
+    /// The network it settled on, as the server spells it (`eip155:8453`, `base`, `tempo`).
+    public var network: String?
+    /// The paying address, when the server names it.
+    public var payer: String?
+    /// The amount the server says it received, in the rail's base unit.
+    public var amountPaid: UInt64?
+    /// Who settled it (an x402 facilitator, `tempo`, `stripe`).
+    public var facilitator: String?
+
+    public init(success: Bool, transactionHash: String? = nil, network: String? = nil, payer: String? = nil,
+                amountPaid: UInt64? = nil, facilitator: String? = nil) {
+        self.success = success
+        self.transactionHash = transactionHash
+        self.network = network
+        self.payer = payer
+        self.amountPaid = amountPaid
+        self.facilitator = facilitator
+    }
+
+    enum CodingKeys: String, CodingKey { case success, transactionHash, network, payer, amountPaid, facilitator }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(success, forKey: .success)
+        try c.encode(transactionHash, forKey: .transactionHash)
+        try c.encode(network, forKey: .network)
+        try c.encode(payer, forKey: .payer)
+        try c.encode(amountPaid, forKey: .amountPaid)
+        try c.encode(facilitator, forKey: .facilitator)
+    }
 }
 
 /// What a rail tells the client about an offer before paying it.

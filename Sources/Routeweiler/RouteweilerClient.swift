@@ -603,13 +603,15 @@ public final class RouteweilerClient: Sendable {
         event.reservation = call.reservation
         let quote = call.quote
 
+        var settlement: SettlementReceipt?
         func receipt(_ proof: PaymentProof, _ candidate: PaymentCandidate) -> PaymentReceipt {
             PaymentReceipt(
                 rail: candidate.offer.rail, amountNative: proof.amountNative,
                 amountNativeCurrency: candidate.offer.challenge.price.currency,
                 amountEnvelope: quote?.traceAmountEnvelope, amountEnvelopeCurrency: quote?.envelopeCurrency.code,
-                proofType: proof.proofType, proofValue: proof.proofValue, fmvQuality: quote?.quality ?? .unavailable,
-                settlementLatencyMs: proof.settlementLatencyMs, fallbackFrom: flow.fallbackFrom, requestID: requestID)
+                proofType: proof.proofType, proofValue: proof.proofValue ?? settlement?.transactionHash,
+                fmvQuality: quote?.quality ?? .unavailable, settlementLatencyMs: proof.settlementLatencyMs,
+                fallbackFrom: flow.fallbackFrom, requestID: requestID, settlement: settlement)
         }
         func fill(_ proof: PaymentProof?, _ candidate: PaymentCandidate?) {
             guard let candidate else { return }
@@ -618,12 +620,13 @@ public final class RouteweilerClient: Sendable {
             event.fallbackFrom = flow.fallbackFrom
             event.fundingSource = candidate.funding.label
             if let proof {
-                event.facilitator = candidate.offer.rail == .l402 ? "lightning" : nil
+                event.facilitator = settlement?.facilitator ?? (candidate.offer.rail == .l402 ? "lightning" : nil)
                 event.payment = .init(
-                    proofType: proof.proofType, proofValue: proof.proofValue, amountNative: proof.amountNative,
-                    amountNativeCurrency: candidate.offer.challenge.price.currency,
+                    proofType: proof.proofType, proofValue: proof.proofValue ?? settlement?.transactionHash,
+                    amountNative: proof.amountNative, amountNativeCurrency: candidate.offer.challenge.price.currency,
                     amountEnvelope: quote?.traceAmountEnvelope, amountEnvelopeCurrency: quote?.envelopeCurrency.code,
-                    fmvQuality: quote?.quality ?? .unavailable, settlementLatencyMs: proof.settlementLatencyMs)
+                    fmvQuality: quote?.quality ?? .unavailable, settlementLatencyMs: proof.settlementLatencyMs,
+                    settlement: settlement)
             }
         }
 
@@ -636,6 +639,18 @@ public final class RouteweilerClient: Sendable {
                                        body: response.body, payment: nil, requestID: requestID)
 
         case .paid(let response, let proof, let candidate):
+            do {
+                settlement = try candidate.rail.settlement(for: candidate.offer, proof: proof, response: response)
+            } catch {
+                // The money moved but the receipt contradicts the payment: fail the call, never pay again.
+                let failure = (error as? any RouteweilerError) ?? ChallengeError("\(error)", rail: candidate.offer.rail)
+                fill(proof, candidate)
+                event.outcome = .init(httpStatus: Int(response.status.code), serviceDelivered: false,
+                                      serviceLatencyMs: elapsedMs,
+                                      error: .init(code: failure.errorName, message: failure.message))
+                await record(event, logger: logger)
+                throw failure
+            }
             fill(proof, candidate)
             event.outcome = .init(httpStatus: Int(response.status.code), serviceDelivered: response.status.code < 400,
                                   serviceLatencyMs: settlementMs)

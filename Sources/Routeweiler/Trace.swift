@@ -40,9 +40,12 @@ public struct TraceEvent: Sendable, Codable, Hashable {
         public var amountEnvelopeCurrency: String?
         public var fmvQuality: FmvQuality
         public var settlementLatencyMs: Int
+        /// The server's settlement receipt (x402 `PAYMENT-RESPONSE`, MPP `Payment-Receipt`), when it sent one.
+        public var settlement: SettlementReceipt?
         public init(proofType: ProofType, proofValue: String?, amountNative: UInt64, amountNativeCurrency: String,
                     amountEnvelope: Double?, amountEnvelopeCurrency: String?, fmvQuality: FmvQuality,
-                    settlementLatencyMs: Int) {
+                    settlementLatencyMs: Int, settlement: SettlementReceipt? = nil) {
+            self.settlement = settlement
             self.proofType = proofType
             self.proofValue = proofValue
             self.amountNative = amountNative
@@ -54,7 +57,7 @@ public struct TraceEvent: Sendable, Codable, Hashable {
         }
         enum CodingKeys: String, CodingKey {
             case proofType, proofValue, amountNative, amountNativeCurrency, amountEnvelope, amountEnvelopeCurrency,
-                fmvQuality, settlementLatencyMs
+                fmvQuality, settlementLatencyMs, settlement
         }
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -66,6 +69,7 @@ public struct TraceEvent: Sendable, Codable, Hashable {
             try c.encode(amountEnvelopeCurrency, forKey: .amountEnvelopeCurrency)
             try c.encode(fmvQuality, forKey: .fmvQuality)
             try c.encode(settlementLatencyMs, forKey: .settlementLatencyMs)
+            try c.encode(settlement, forKey: .settlement)
         }
     }
 
