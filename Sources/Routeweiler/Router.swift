@@ -29,6 +29,8 @@ struct Router: Sendable {
         /// Origin globs the envelope may pay (`*`, `https://*.example.com`, or a host glob).
         var envelopeOrigins: [String]?
         var fmv: (any FmvProvider)?
+        /// The rail that last paid this origin (SPEC §5.2): it wins among the feasible candidates.
+        var stickyRail: RailID?
     }
 
     func route(_ context: ChallengeContext, limits: Limits) async -> Decision {
@@ -144,6 +146,10 @@ struct Router: Sendable {
         }
         let ordered = candidates.enumerated().sorted { a, b in
             let (ca, ia) = a.element, (cb, ib) = b.element
+            // 0. The sticky rail of this origin, while it stays feasible.
+            if let sticky = limits.stickyRail, (ca.offer.rail == sticky) != (cb.offer.rail == sticky) {
+                return ca.offer.rail == sticky
+            }
             // 1. Cost in the reference currency (unquoted last), or the native amount within one currency.
             if let qa = ca.quote, let qb = cb.quote, qa.fairMinorUnits != qb.fairMinorUnits {
                 return qa.fairMinorUnits < qb.fairMinorUnits

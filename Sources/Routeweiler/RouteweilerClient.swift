@@ -107,6 +107,8 @@ public final class RouteweilerClient: Sendable {
     private let fmv: any FmvProvider
     private let policyHash: String
     private let singleFlight = SingleFlight()
+    /// The rail that last paid each origin (SPEC §5.2).
+    private let sticky = StickyCache()
     private let startup: StartupGate
 
     /// Creates a client. Call ``shutdown()`` when done, or use ``withClient(configuration:_:)``.
@@ -306,6 +308,7 @@ public final class RouteweilerClient: Sendable {
     public func send(_ request: RouteweilerRequest) async throws -> RouteweilerResponse {
         let envelope = try await startup.run { try await self.prepare() }
         let requestID = UUIDv7.make()
+        let stickyKey = StickyCache.Key(origin: request.origin, agentID: configuration.agentID)
         var logger = configuration.logger
         logger[metadataKey: "rw.call_id"] = "\(requestID)"
         let start = Date()
@@ -365,7 +368,8 @@ public final class RouteweilerClient: Sendable {
                 }
                 let limits = Router.Limits(
                     referenceCurrency: envelope?.currency ?? configuration.policy.currency, envelopeID: envelope?.id,
-                    envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.allowedOrigins, fmv: fmv)
+                    envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.allowedOrigins, fmv: fmv,
+                    stickyRail: await sticky.rail(for: stickyKey, now: Date()))
                 let decision = await router.route(ChallengeContext(request: request, response: response, now: Date()),
                                                   limits: limits)
                 if let onEvent = configuration.onEvent {
@@ -460,6 +464,8 @@ public final class RouteweilerClient: Sendable {
                         candidate.offer, with: candidate.funding,
                         context: PaymentContext(requestID: requestID, logger: logger, now: Date()))
                     retryStart = clock.now
+                    await sticky.remember(candidate.offer.rail, for: stickyKey,
+                                          challengeExpiresAt: candidate.offer.challenge.expiresAt, now: Date())
                     await settleDraw(&call)
                     if let id = call.intentID {
                         try? await configuration.paymentJournal?.resolve(id: id, state: .succeeded,
@@ -481,6 +487,7 @@ public final class RouteweilerClient: Sendable {
                         (error as? any RouteweilerError)
                         ?? InvoicePaymentError(code: .outcomeUnknown, message: "payment failed with \(error)",
                                                mayHaveMovedFunds: true)
+                    await sticky.forget(stickyKey)
                     logger.notice("payment attempt failed", metadata: ["rw.rail": "\(candidate.offer.rail)",
                                                                        "rw.error": "\(failure.errorName)",
                                                                        "rw.may_have_moved_funds": "\(failure.mayHaveMovedFunds)"])

@@ -7,11 +7,14 @@ import NIOCore
 import RouteweilerWire
 import Synchronization
 
-/// An L402 paywall over real HTTP on 127.0.0.1, for tests and offline demos.
+/// An L402 and x402 paywall over real HTTP on 127.0.0.1, for tests and offline demos.
 ///
 /// It mints real macaroons (HMAC chain, L402 identifier `version ‖ payment hash ‖ token id`) and real signed
 /// BOLT-11 invoices, registers each invoice on a shared ``FakeLightningNetwork`` that ``FakeLND`` pays over, and
 /// verifies `Authorization: L402 <macaroon>:<preimage>` (or `LSAT`) before serving the protected resource.
+/// With ``Configuration/x402`` set it also (or only) asks for x402 v1/v2 payments, checks each EIP-3009
+/// authorisation's EIP-712 signature and settles it on an in-memory ``FakeUSDCLedger``, answering with a
+/// `PAYMENT-RESPONSE` receipt.
 ///
 /// ```swift
 /// try await FakePaywall.withPaywall(network: network) { paywall in
@@ -47,6 +50,8 @@ public final class FakePaywall: Sendable {
         public var singleUseTokens = false
         /// The description of the invoices.
         public var invoiceDescription = "Routeweiler fake paywall"
+        /// Also (or, with empty `schemes`, only) ask for an x402 payment, settled on the paywall's ``ledger``.
+        public var x402: FakeX402Offering?
         public init() {}
     }
 
@@ -64,17 +69,27 @@ public final class FakePaywall: Sendable {
         public var servedBodies: [[UInt8]] = []
         /// Requests that carried an `Authorization` header (on any path).
         public var authorizationHeadersSeen = 0
+        /// x402 payment headers received (`PAYMENT-SIGNATURE` or `X-PAYMENT`).
+        public var x402PaymentsReceived = 0
+        /// Every x402 payment header received, in order.
+        public var x402PaymentHeaders: [String] = []
+        /// x402 payments refused, with the facilitator-style reason.
+        public var x402Refusals: [String] = []
     }
 
     public let network: FakeLightningNetwork
+    /// The token ledger x402 payments settle on.
+    public let ledger: FakeUSDCLedger
     private let state: Mutex<(config: Configuration, stats: Stats, dropped: Int, port: Int?, usedTokens: Set<String>)>
     private let rootKey: [UInt8]
     private let nodeKey: Secp256k1.PrivateKey
     private let server = LocalHTTPServer()
 
     /// Creates a paywall; call ``start()`` (or use ``withPaywall(network:configuration:_:)``).
-    public init(network: FakeLightningNetwork, configuration: Configuration = .init()) {
+    public init(network: FakeLightningNetwork, configuration: Configuration = .init(),
+                ledger: FakeUSDCLedger = FakeUSDCLedger()) {
         self.network = network
+        self.ledger = ledger
         self.state = Mutex((configuration, Stats(), 0, nil, []))
         self.rootKey = Self.randomBytes(32)
         var key: Secp256k1.PrivateKey?
@@ -97,9 +112,10 @@ public final class FakePaywall: Sendable {
     /// Runs `body` with a started paywall and stops it afterwards.
     public static func withPaywall<R: Sendable>(
         network: FakeLightningNetwork, configuration: Configuration = .init(),
+        ledger: FakeUSDCLedger = FakeUSDCLedger(),
         _ body: (FakePaywall) async throws -> R
     ) async throws -> R {
-        let paywall = FakePaywall(network: network, configuration: configuration)
+        let paywall = FakePaywall(network: network, configuration: configuration, ledger: ledger)
         try await paywall.start()
         do {
             let r = try await body(paywall)
@@ -146,6 +162,42 @@ public final class FakePaywall: Sendable {
             if request.headers[.authorization] != nil { s.stats.authorizationHeadersSeen += 1 }
             return s.config
         }
+        let url = baseURL + request.uri.path
+        if let offering = config.x402 {
+            let v2 = request.headers[Self.paymentSignature], v1 = request.headers[Self.xPayment]
+            if let header = v2 ?? v1 {
+                let drop = state.withLock { s -> Bool in
+                    s.stats.x402PaymentsReceived += 1
+                    s.stats.x402PaymentHeaders.append(header)
+                    if s.dropped < s.config.dropPaidRetries {
+                        s.dropped += 1
+                        return true
+                    }
+                    return false
+                }
+                if drop {
+                    try? await channel.close()
+                    throw FakePaywallError(message: "dropped")
+                }
+                let version = v2 != nil ? 2 : 1
+                do {
+                    let receipt = try offering.settle(header: header, version: version, url: url, ledger: ledger)
+                    state.withLock { s in
+                        s.stats.paidRequestsServed += 1
+                        s.stats.servedBodies.append(Array(buffer: body))
+                    }
+                    var response = Self.json(.ok, #"{"result":"ok","rail":"x402"}"#)
+                    response.headers[version == 2 ? Self.paymentResponse : Self.xPaymentResponse] = receipt
+                    return response
+                } catch {
+                    state.withLock { s in
+                        s.stats.proofsRejected += 1
+                        s.stats.x402Refusals.append(error.rawValue)
+                    }
+                    return try await challenge(config, url: url, x402Error: error.rawValue)
+                }
+            }
+        }
         if let authorization = request.headers[.authorization] {
             let fresh = !config.singleUseTokens || state.withLock { $0.usedTokens.insert(authorization).inserted }
             if verify(authorization) && !config.refuseProofs && fresh {
@@ -172,10 +224,32 @@ public final class FakePaywall: Sendable {
                 return Self.json(.unauthorized, #"{"error":"invalid L402 credential"}"#)
             }
         }
-        let header = try await mintChallenge(config)
+        return try await challenge(config, url: url, x402Error: nil)
+    }
+
+    static let paymentSignature = HTTPField.Name("PAYMENT-SIGNATURE")!
+    static let xPayment = HTTPField.Name("X-PAYMENT")!
+    static let paymentRequired = HTTPField.Name("PAYMENT-REQUIRED")!
+    static let paymentResponse = HTTPField.Name("PAYMENT-RESPONSE")!
+    static let xPaymentResponse = HTTPField.Name("X-PAYMENT-RESPONSE")!
+
+    /// A 402 with every configured challenge: L402 in `WWW-Authenticate`, x402 v2 in `PAYMENT-REQUIRED`, x402 v1
+    /// in the body.
+    private func challenge(_ config: Configuration, url: String, x402Error: String?) async throws -> Response {
+        let header = config.schemes.isEmpty ? [] : try await mintChallenge(config)
         state.withLock { $0.stats.challengesIssued += 1 }
-        var response = Self.json(.init(code: 402), #"{"error":"payment required"}"#)
+        var body: [UInt8] = Array(#"{"error":"payment required"}"#.utf8)
+        var extra: [HTTPField] = []
+        if let offering = config.x402 {
+            if offering.versions.contains(2) {
+                extra.append(HTTPField(name: Self.paymentRequired, value: offering.headerValue(url: url, error: x402Error)))
+            }
+            if offering.versions.contains(1) { body = offering.body(url: url, error: x402Error) }
+        }
+        var response = Response(status: .init(code: 402), headers: [.contentType: "application/json"],
+                                body: .init(byteBuffer: ByteBuffer(bytes: body)))
         for value in header { response.headers.append(HTTPField(name: .wwwAuthenticate, value: value)) }
+        for field in extra { response.headers.append(field) }
         return response
     }
 

@@ -198,6 +198,26 @@ public struct X402Rail: Rail {
             if seconds > 0 { timeout = UInt64(seconds) }
         }
         let extra = entry["extra"]
+        // The server may bound the offer itself (`extra.validBefore`, unix seconds).
+        var expiresAt = context.now.addingTimeInterval(TimeInterval(timeout))
+        if let bound = extra?["validBefore"], bound != .null {
+            let seconds: Int?
+            switch bound {
+            case .number(let n): seconds = Int(n)
+            case .string(let s): seconds = Int(s)
+            default: seconds = nil
+            }
+            guard let seconds, seconds >= 0 else {
+                throw ChallengeError("x402 extra.validBefore is not unix seconds", rail: .x402)
+            }
+            if seconds > 0 {
+                let bound = Date(timeIntervalSince1970: TimeInterval(seconds))
+                guard bound > context.now else {
+                    throw ChallengeExpiredError("the x402 requirement expired at \(Timestamp.rfc3339Z(bound))", rail: .x402)
+                }
+                expiresAt = min(expiresAt, bound)
+            }
+        }
         if let name = extra?["name"]?.stringValue, name != asset.domainName {
             throw InvalidChallengeError(
                 code: .domainMismatch,
@@ -227,7 +247,7 @@ public struct X402Rail: Rail {
             price: .init(amount: amount, currency: asset.currency, humanAmount: asset.humanAmount(amount)),
             payee: .init(identifier: payTo, metadata: metadata),
             nonce: extra?["nonce"]?.stringValue ?? "",
-            expiresAt: context.now.addingTimeInterval(TimeInterval(timeout)),
+            expiresAt: expiresAt,
             raw: ["kind": "x402", "x402Version": String(version), "network": asset.caip2,
                   "asset": asset.address.lowercased, "payTo": payTo, "maxTimeoutSeconds": String(timeout)])
         let details = X402Offer(version: version, requirement: entry, network: network, asset: asset, payTo: payTo,
@@ -353,5 +373,39 @@ public struct X402Rail: Rail {
             proofType: .txid, proofValue: nil, amountNative: details.amount,
             settlementLatencyMs: Int(elapsed.components.seconds * 1000
                                      + elapsed.components.attoseconds / 1_000_000_000_000_000))
+    }
+}
+
+extension X402Rail {
+    static let paymentResponse = HTTPField.Name("PAYMENT-RESPONSE")!
+    static let xPaymentResponse = HTTPField.Name("X-PAYMENT-RESPONSE")!
+
+    /// Reads the settlement receipt: `PAYMENT-RESPONSE` (v2) or `X-PAYMENT-RESPONSE` (v1), base64 JSON with
+    /// `success`, `transaction` (or `txHash`), `network` (or `networkId`), `payer` (or `payerAddress`) and
+    /// optionally `amountPaid` and `facilitator`. An absent or undecodable receipt gives `nil`: the paid answer
+    /// itself is the evidence, and what the server said is not invented.
+    public func settlement(for offer: PaymentOffer, proof: PaymentProof, response: TransportResponse) throws
+        -> SettlementReceipt?
+    {
+        let header = response.headerFields[Self.paymentResponse] ?? response.headerFields[Self.xPaymentResponse]
+        guard let header, let bytes = Base64.decode(header.trimmingCharacters(in: .whitespaces)),
+            let document = try? X402JSON.parse(bytes), case .object = document
+        else { return nil }
+        func text(_ keys: String...) -> String? {
+            for key in keys { if let s = document[key]?.stringValue, !s.isEmpty { return s } }
+            return nil
+        }
+        var success = false
+        if case .bool(let b) = document["success"] { success = b }
+        var amount: UInt64?
+        switch document["amountPaid"] {
+        case .string(let s): amount = UInt64(s)
+        case .number(let n): amount = UInt64(n)
+        default: amount = nil
+        }
+        return SettlementReceipt(
+            success: success && response.status.code < 300, transactionHash: text("transaction", "txHash"),
+            network: text("network", "networkId"), payer: text("payer", "payerAddress"), amountPaid: amount,
+            facilitator: text("facilitator"))
     }
 }

@@ -194,6 +194,21 @@ enum X402Fixture {
         _ = try single(F.offers(header: F.v2Header([F.accept(name: nil, version: nil)])))
     }
 
+    @Test func anExpiredRequirementIsRefused() throws {
+        var accept = F.accept()
+        guard case .object(var o) = accept, case .object(var extra)? = o["extra"] else { throw CancellationError() }
+        extra["validBefore"] = .number(String(Int(Date().timeIntervalSince1970) - 5))
+        o["extra"] = .object(extra)
+        accept = .object(o)
+        #expect(try rejection(F.offers(header: F.v2Header([accept]))) is ChallengeExpiredError)
+        // A bound in the future shortens the offer's lifetime to it.
+        let soon = Int(Date().timeIntervalSince1970) + 30
+        extra["validBefore"] = .string(String(soon))
+        o["extra"] = .object(extra)
+        let offer = try single(F.offers(header: F.v2Header([.object(o)])))
+        #expect(offer.challenge.expiresAt == Date(timeIntervalSince1970: TimeInterval(soon)))
+    }
+
     @Test func resourceMustMatchTheRequest() throws {
         let bad = F.offers(header: F.v2Header([F.accept()], resource: .object(["url": .string("https://evil.example/weather")])))
         #expect((try rejection(bad) as? InvalidChallengeError)?.code == .resourceMismatch)
