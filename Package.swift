@@ -124,6 +124,7 @@ let package = Package(
                 "RouteweilerWire",
                 "RouteweilerSQLite",
                 "RouteweilerL402",
+                "RouteweilerX402",
                 "LNDClient",
                 "RouteweilerTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -157,6 +158,7 @@ let package = Package(
                 "Routeweiler",
                 "RouteweilerL402",
                 "RouteweilerSQLite",
+                "RouteweilerWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

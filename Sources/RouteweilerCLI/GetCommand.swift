@@ -10,13 +10,15 @@ import RouteweilerWire
 struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get",
-        abstract: "Fetch a URL, paying its 402 challenge through your LND node. Body to stdout, summary to stderr."
+        abstract: "Fetch a URL, paying its 402 challenge (L402 through your LND node, x402 from an EVM key). Body to stdout, summary to stderr."
     )
 
     @Argument(help: "The URL to fetch.")
     var url: String
 
     @OptionGroup var lnd: LNDOptions
+
+    @OptionGroup var evm: EVMOptions
 
     @Option(name: .customLong("trace-db"), help: "SQLite trace database (one row per call).")
     var traceDB: String?
@@ -72,16 +74,18 @@ struct GetCommand: AsyncParsableCommand {
         let method = HTTPRequest.Method(self.method.uppercased()) ?? .get
         let body = data.map { Array($0.utf8) }
 
+        var funding: [any FundingSource] = []
+        if let wallet = try evm.fundingSource() { funding.append(wallet) }
         if lnd.isConfigured {
             let lndConfig = try lnd.clientConfiguration()
             try await LNDClient.withClient(configuration: lndConfig) { client in
                 let node = try await LightningFundingSource.create(
                     lnd: client, network: try await network(of: client),
                     maxAmountMsat: maxSats.map { $0 * 1000 })
-                try await fetch(funding: [node], method: method, fields: fields, body: body)
+                try await fetch(funding: funding + [node], method: method, fields: fields, body: body)
             }
         } else {
-            try await fetch(funding: [], method: method, fields: fields, body: body)
+            try await fetch(funding: funding, method: method, fields: fields, body: body)
         }
     }
 
@@ -123,6 +127,9 @@ struct GetCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data(response.body))
                 if let p = response.payment {
                     printError("paid \(p.amountNative) \(p.amountNativeCurrency == "btc-lightning" ? "sats" : p.amountNativeCurrency) via \(p.rail) (\(p.proofType) \(p.proofValue ?? "-")) in \(p.settlementLatencyMs) ms; HTTP \(response.status.code); trace \(p.requestID)")
+                    if let s = p.settlement {
+                        printError("settlement: \(s.success ? "success" : "not confirmed") on \(s.network ?? "?") tx \(s.transactionHash ?? "-") payer \(s.payer ?? "-")")
+                    }
                 } else {
                     printError("free: HTTP \(response.status.code); nothing paid; trace \(response.requestID)")
                 }
@@ -146,7 +153,11 @@ struct GetCommand: AsyncParsableCommand {
     static func paymentObject(_ p: PaymentReceipt) -> [String: Any] {
         ["rail": p.rail.rawValue, "amountNative": p.amountNative, "amountNativeCurrency": p.amountNativeCurrency,
          "proofType": p.proofType.rawValue, "proofValue": p.proofValue ?? NSNull(),
-         "settlementLatencyMs": p.settlementLatencyMs, "fmvQuality": p.fmvQuality.rawValue, "requestId": p.requestID]
+         "settlementLatencyMs": p.settlementLatencyMs, "fmvQuality": p.fmvQuality.rawValue, "requestId": p.requestID,
+         "settlement": p.settlement.map { s -> [String: Any] in
+             ["success": s.success, "transactionHash": s.transactionHash ?? NSNull(), "network": s.network ?? NSNull(),
+              "payer": s.payer ?? NSNull(), "facilitator": s.facilitator ?? NSNull()]
+         } ?? NSNull()]
     }
 
     static func jsonObject(_ r: RouteweilerResponse) -> [String: Any] {
