@@ -59,6 +59,10 @@ public protocol Rail: Sendable {
     ///   challenge, another method); the money has moved, so the call fails without paying again.
     func settlement(for offer: PaymentOffer, proof: PaymentProof, response: TransportResponse) throws
         -> SettlementReceipt?
+
+    /// The rail to register when two funding sources bring a rail with the same id (e.g. x402 rails that each
+    /// know another token). The default keeps `self`.
+    func merged(with other: any Rail) -> any Rail
 }
 
 extension Rail {
@@ -69,6 +73,7 @@ extension Rail {
     public func settlement(for offer: PaymentOffer, proof: PaymentProof, response: TransportResponse) throws
         -> SettlementReceipt?
     { nil }
+    public func merged(with other: any Rail) -> any Rail { self }
 }
 
 /// What a server's settlement receipt says about a payment, as recorded in the trace.

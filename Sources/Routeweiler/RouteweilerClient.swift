@@ -146,7 +146,13 @@ public final class RouteweilerClient: Sendable {
         }
         var rails: [any Rail] = []
         for source in configuration.funding {
-            for rail in source.rails where !rails.contains(where: { $0.id == rail.id }) { rails.append(rail) }
+            for rail in source.rails {
+                if let i = rails.firstIndex(where: { $0.id == rail.id }) {
+                    rails[i] = rails[i].merged(with: rail)  // e.g. x402 learns every source's token
+                } else {
+                    rails.append(rail)
+                }
+            }
         }
         rails.sort { a, b in
             let ia = RailID.registrationOrder.firstIndex(of: a.id) ?? Int.max

@@ -58,6 +58,16 @@ public struct X402Rail: Rail {
 
     public var id: RailID { .x402 }
 
+    /// One rail that knows the assets of both.
+    public func merged(with other: any Rail) -> any Rail {
+        guard let other = other as? X402Rail else { return self }
+        var assets = self.assets
+        for a in other.assets where !assets.contains(where: { $0.chainId == a.chainId && $0.address == a.address }) {
+            assets.append(a)
+        }
+        return X402Rail(assets: assets)
+    }
+
     static let paymentRequired = HTTPField.Name("PAYMENT-REQUIRED")!
 
     public func offers(in context: ChallengeContext) -> [OfferResult] {

@@ -337,6 +337,21 @@ enum X402Fixture {
         }
     }
 
+    @Test func aSecondSourcesCustomTokenIsPayable() async throws {
+        // USDC first, then a custom token: the client's one x402 rail knows both.
+        let token = try EVMAddress(hex: "0x60a3e35cc302bfa44cb288bc5a4f316fdb1adb42")
+        let eurc = EVMFundingSource(wallet: F.signer, chainId: 8453, asset: token, domainName: "EURC",
+                                    domainVersion: "2", symbol: "EURC")
+        let header = F.v2Header([F.accept(network: "eip155:8453", amount: "10000", asset: token.lowercased, name: "EURC")])
+        let transport = ScriptedTransport([.respond(F.response(header: header)), .respond(ScriptedTransport.status(200))])
+        var config = RouteweilerClient.Configuration(funding: [Funding.baseUSDC(wallet: F.signer), eurc])
+        config.transport = transport
+        let response = try await RouteweilerClient(configuration: config).get(F.url)
+        #expect(response.payment?.amountNativeCurrency == "eip155:8453/erc20:\(token.lowercased)")
+        let merged = try #require(Funding.baseUSDC(wallet: F.signer).rails[0].merged(with: eurc.rails[0]) as? X402Rail)
+        #expect(merged.assets.count == X402Asset.pinned.count + 1)
+    }
+
     @Test func jsonRoundTripKeepsNumbersAndEscapes() throws {
         let text = #"{"a":[1,-2.5e3,true,false,null],"b":"q\"\\\n\u00e9"}"#
         let value = try X402JSON.parse(Array(text.utf8))
