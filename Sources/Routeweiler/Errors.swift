@@ -97,9 +97,12 @@ public struct RailNotSupportedError: RouteweilerError {
 public struct RailRejection: Sendable, CustomStringConvertible {
     public var rail: RailID
     public var error: any RouteweilerError
-    public init(rail: RailID, error: any RouteweilerError) {
+    /// The offer that was refused, when it could be parsed.
+    public var challenge: NormalizedChallenge?
+    public init(rail: RailID, error: any RouteweilerError, challenge: NormalizedChallenge? = nil) {
         self.rail = rail
         self.error = error
+        self.challenge = challenge
     }
     public var description: String { "\(rail): \(error)" }
 }

@@ -56,16 +56,16 @@ struct Router: Sendable {
                 case .offer(let offer):
                     let decision = policy.evaluate(challenge: offer.challenge, requestURL: context.request.url)
                     if let denied = decision.deniedError {
-                        rejections.append(RailRejection(rail: rail.id, error: denied))
+                        rejections.append(RailRejection(rail: rail.id, error: denied, challenge: offer.challenge))
                         continue
                     }
                     if !originAllowed, let envelope = limits.envelopeID {
                         rejections.append(RailRejection(rail: rail.id, error: OriginNotAllowedError(
-                            envelopeID: envelope, origin: context.request.url.routeweilerOrigin)))
+                            envelopeID: envelope, origin: context.request.url.routeweilerOrigin), challenge: offer.challenge))
                         continue
                     }
                     if let allowed = limits.envelopeRails, let envelope = limits.envelopeID, !allowed.contains(rail.id) {
-                        rejections.append(RailRejection(rail: rail.id, error: RailNotAllowedError(envelopeID: envelope, rail: rail.id)))
+                        rejections.append(RailRejection(rail: rail.id, error: RailNotAllowedError(envelopeID: envelope, rail: rail.id), challenge: offer.challenge))
                         continue
                     }
                     var lastError: (any RouteweilerError)?
@@ -84,7 +84,8 @@ struct Router: Sendable {
                     guard let chosen else {
                         rejections.append(RailRejection(
                             rail: rail.id,
-                            error: lastError ?? NoFundingForRailError(code: .noSource, message: "no funding source for \(rail.id)", rail: rail.id)))
+                            error: lastError ?? NoFundingForRailError(code: .noSource, message: "no funding source for \(rail.id)", rail: rail.id),
+                            challenge: offer.challenge))
                         continue
                     }
                     var candidate = PaymentCandidate(offer: offer, rail: rail, funding: chosen)
@@ -96,28 +97,29 @@ struct Router: Sendable {
                             candidate.quote = try await converter.quote(offer.challenge.price, in: currency, provider: fmv)
                         } catch let error as any RouteweilerError {
                             if needsQuote {
-                                rejections.append(RailRejection(rail: rail.id, error: error))
+                                rejections.append(RailRejection(rail: rail.id, error: error, challenge: offer.challenge))
                                 continue
                             }
                         } catch {
                             if needsQuote {
-                                rejections.append(RailRejection(rail: rail.id, error: FmvUnavailableError(code: .fetchFailed, "\(error)")))
+                                rejections.append(RailRejection(rail: rail.id, error: FmvUnavailableError(code: .fetchFailed, "\(error)"), challenge: offer.challenge))
                                 continue
                             }
                         }
                     } else if needsQuote {
                         rejections.append(RailRejection(rail: rail.id, error: FmvUnavailableError(
-                            code: .unsupportedPair, "no fair-market-value provider or reference currency to check the cap")))
+                            code: .unsupportedPair, "no fair-market-value provider or reference currency to check the cap"),
+                            challenge: offer.challenge))
                         continue
                     }
                     if let quote = candidate.quote, decision.maxPerCallMinorUnits != nil {
                         do {
                             try decision.checkMaxPerCall(quote)
                         } catch let error as any RouteweilerError {
-                            rejections.append(RailRejection(rail: rail.id, error: error))
+                            rejections.append(RailRejection(rail: rail.id, error: error, challenge: offer.challenge))
                             continue
                         } catch {
-                            rejections.append(RailRejection(rail: rail.id, error: ConfigurationError("\(error)")))
+                            rejections.append(RailRejection(rail: rail.id, error: ConfigurationError("\(error)"), challenge: offer.challenge))
                             continue
                         }
                     }

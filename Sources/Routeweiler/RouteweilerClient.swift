@@ -100,16 +100,16 @@ public final class RouteweilerClient: Sendable {
     }()
 
     public let configuration: Configuration
-    private let transport: any HTTPTransport
+    let transport: any HTTPTransport
     private let ownedHTTPClient: HTTPClient?
-    private let router: Router
+    let router: Router
     private let credentials: any CredentialStore
-    private let fmv: any FmvProvider
+    let fmv: any FmvProvider
     private let policyHash: String
     private let singleFlight = SingleFlight()
     /// The rail that last paid each origin (SPEC §5.2).
-    private let sticky = StickyCache()
-    private let startup: StartupGate
+    let sticky = StickyCache()
+    let startup: StartupGate
 
     /// Creates a client. Call ``shutdown()`` when done, or use ``withClient(configuration:_:)``.
     /// - Throws: ``ConfigurationError`` for invalid settings (for example a budget without a budget store, or a
@@ -201,7 +201,7 @@ public final class RouteweilerClient: Sendable {
         var allowedOrigins: [String]
     }
 
-    private func prepare() async throws -> EnvelopeBinding? {
+    func prepare() async throws -> EnvelopeBinding? {
         var binding: EnvelopeBinding?
         if let budget = configuration.budget, let store = configuration.budgetStore {
             if case .create(let spec) = budget {

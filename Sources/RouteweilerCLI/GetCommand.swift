@@ -54,6 +54,10 @@ struct GetCommand: AsyncParsableCommand {
     @Flag(name: .customLong("json"), help: "Print one JSON object (status, headers, body, payment) to stdout.")
     var json = false
 
+    @Flag(name: .customLong("dry-run"),
+          help: "Do not pay: show every offer, its cost, the policy and budget verdicts, and the rail that would be chosen and why.")
+    var dryRun = false
+
     func validate() throws {
         if let maxSats, maxSats == 0 { throw ValidationError("--max-sats must be positive") }
         if let btcPrice, StoreOptions.parsePrice(btcPrice) == nil {
@@ -117,6 +121,20 @@ struct GetCommand: AsyncParsableCommand {
             config.fmvProvider = StaticFmvProvider(btcPrices: [currency: price])
         }
         config.reuseCredentials = !noReuse
+        if dryRun {
+            let quote = try await RouteweilerClient.withClient(configuration: config) { rw in
+                try await rw.quote(url, method: method, headers: fields, body: body)
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                encoder.dateEncodingStrategy = .iso8601
+                print(String(decoding: try encoder.encode(quote), as: UTF8.self))
+            } else {
+                print(Self.describe(quote))
+            }
+            return
+        }
         do {
             let response = try await RouteweilerClient.withClient(configuration: config) { rw in
                 try await rw.request(method, url, headers: fields, body: body)
@@ -148,6 +166,25 @@ struct GetCommand: AsyncParsableCommand {
             }
             throw ExitCode(ExitCodes.code(for: error))
         }
+    }
+
+    static func describe(_ q: PaymentQuote) -> String {
+        var lines = ["\(q.method) \(q.url): HTTP \(q.httpStatus)\(q.paymentRequired ? " Payment Required" : "")"]
+        for o in q.offers {
+            let mark = o.chosen ? "*" : (o.payable ? "+" : "-")
+            var line = "  \(mark) \(o.rail)  \(o.price?.humanAmount ?? "?")"
+            if let cost = o.costMinorUnits, let c = o.costCurrency { line += "  ≈ \(cost) \(c) minor units" }
+            line += "  policy \(o.policyVerdict)\(o.policyRule.map { " (\($0))" } ?? "")"
+            if let f = o.fundingSource { line += "  from \(f)" }
+            if let r = o.rejection { line += "\n      not payable: \(r.code): \(r.message)" }
+            lines.append(line)
+        }
+        if let b = q.budget {
+            lines.append("  budget \(b.envelopeId): \(b.remainingMinorUnits) of \(b.capMinorUnits) \(b.currency) minor units left; would reserve \(b.wouldReserveMinorUnits.map(String.init) ?? "-"): \(b.fits ? "fits" : "does not fit")")
+        }
+        lines.append("would pay: \(q.chosenRail?.rawValue ?? "nothing") — \(q.explanation)")
+        lines.append("(dry run: nothing was reserved, signed or paid)")
+        return lines.joined(separator: "\n")
     }
 
     static func paymentObject(_ p: PaymentReceipt) -> [String: Any] {

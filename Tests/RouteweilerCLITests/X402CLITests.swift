@@ -87,3 +87,30 @@ import Testing
         }
     }
 }
+
+@Suite(.serialized) struct DryRunCLITests {
+    @Test func dryRunShowsTheOffersAndPaysNothing() async throws {
+        let key = temporaryPath("evm.key")
+        FileManager.default.createFile(atPath: key, contents: Data(X402CLITests.key.utf8),
+                                       attributes: [.posixPermissions: 0o600])
+        var config = FakePaywall.Configuration()
+        config.schemes = []
+        config.x402 = .baseSepoliaUSDC(payTo: X402CLITests.merchant, amount: 2_500)
+        try await FakePaywall.withPaywall(network: FakeLightningNetwork(), configuration: config) { paywall in
+            paywall.ledger.mint(10_000, to: try EVMSigner(hexKey: X402CLITests.key).address)
+            let text = try await CLIRun.run(["get", paywall.url("/protected"), "--dry-run", "--evm-key-file", key,
+                                             "--evm-network", "base-sepolia"])
+            #expect(text.status == 0, "\(text.stderr)")
+            #expect(text.stdout.contains("* x402  0.0025 USDC"), "\(text.stdout)")
+            #expect(text.stdout.contains("would pay: x402"))
+            let json = try await CLIRun.run(["get", paywall.url("/protected"), "--dry-run", "--json",
+                                             "--evm-key-file", key, "--evm-network", "base"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            #expect(object["chosenRail"] is NSNull || object["chosenRail"] == nil)
+            let offers = try #require(object["offers"] as? [[String: Any]])
+            #expect((offers.first?["rejection"] as? [String: Any])?["code"] as? String == "NoFundingForRailError")
+            #expect(paywall.ledger.transfers.isEmpty)
+            #expect(paywall.stats.x402PaymentsReceived == 0)
+        }
+    }
+}
