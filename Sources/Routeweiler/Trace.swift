@@ -266,6 +266,12 @@ public struct TraceEvent: Sendable, Codable, Hashable {
 public protocol TraceSink: Sendable {
     /// Stores one finished call.
     func record(_ event: TraceEvent) async throws
+    /// The most recent calls, newest first (empty for a sink that cannot read back).
+    func recentEvents(limit: Int) async throws -> [TraceEvent]
+}
+
+extension TraceSink {
+    public func recentEvents(limit: Int) async throws -> [TraceEvent] { [] }
 }
 
 /// A sink that keeps events in memory, for tests and for agents that inspect their own history.
@@ -273,6 +279,7 @@ public actor InMemoryTraceSink: TraceSink {
     public private(set) var events: [TraceEvent] = []
     public init() {}
     public func record(_ event: TraceEvent) async throws { events.append(event) }
+    public func recentEvents(limit: Int) async throws -> [TraceEvent] { Array(events.suffix(limit).reversed()) }
 }
 
 /// A sink that forwards each event to several sinks; every sink is tried, the first error is rethrown.

@@ -61,6 +61,8 @@ public final class SQLiteTraceSink: TraceSink {
         return try payloads.map { try decoder.decode(TraceEvent.self, from: Data($0.utf8)) }
     }
 
+    public func recentEvents(limit: Int) async throws -> [TraceEvent] { try await events(limit: limit) }
+
     /// The number of rows in `trace_events`.
     public func count() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM trace_events") ?? 0 }
