@@ -3,6 +3,9 @@ import Crypto
 import Foundation
 public import HTTPTypes
 public import Logging
+public import CoreMetrics
+public import Tracing
+import Instrumentation
 import RouteweilerWire
 
 /// Pays HTTP 402 challenges on your behalf: `try await rw.get(url)` returns the paid response.
@@ -68,6 +71,10 @@ public final class RouteweilerClient: Sendable {
         public var transport: (any HTTPTransport)?
         /// Called synchronously for each step of a call (see ``FlowEvent``); keep it fast.
         public var onEvent: (@Sendable (FlowEvent) -> Void)?
+        /// Where metrics go; `nil` uses the process-wide `MetricsSystem` (a no-op until the application bootstraps it).
+        public var metricsFactory: (any MetricsFactory)?
+        /// Where spans go; `nil` uses the process-wide `InstrumentationSystem.tracer` (a no-op until bootstrapped).
+        public var tracer: (any Tracer)?
         /// The payment policy (SPEC §9); its hash goes into every trace row.
         public var policy = Policy()
         /// The envelope that caps spending; needs ``budgetStore``.
@@ -110,6 +117,7 @@ public final class RouteweilerClient: Sendable {
     /// The rail that last paid each origin (SPEC §5.2).
     let sticky = StickyCache()
     let startup: StartupGate
+    let observability: Observability
 
     /// Creates a client. Call ``shutdown()`` when done, or use ``withClient(configuration:_:)``.
     /// - Throws: ``ConfigurationError`` for invalid settings (for example a budget without a budget store, or a
@@ -132,6 +140,8 @@ public final class RouteweilerClient: Sendable {
             throw ConfigurationError("a rule sets max_per_call_minor_units but the policy has no currency")
         }
         self.configuration = configuration
+        self.observability = Observability(metrics: configuration.metricsFactory ?? MetricsSystem.factory,
+                                           tracer: configuration.tracer ?? InstrumentationSystem.tracer)
         self.policyHash = configuration.policy.hash
         if let transport = configuration.transport {
             self.transport = transport
@@ -312,6 +322,12 @@ public final class RouteweilerClient: Sendable {
     ///   was (or may have been) made; it is in the trace and is never made a second time. A network failure of the
     ///   first send is a ``TransportError``.
     public func send(_ request: RouteweilerRequest) async throws -> RouteweilerResponse {
+        try await observability.call(method: request.method.rawValue, origin: request.origin) {
+            try await sendInSpan(request)
+        }
+    }
+
+    private func sendInSpan(_ request: RouteweilerRequest) async throws -> RouteweilerResponse {
         let envelope = try await startup.run { try await self.prepare() }
         let requestID = UUIDv7.make()
         let stickyKey = StickyCache.Key(origin: request.origin, agentID: configuration.agentID)
@@ -376,8 +392,14 @@ public final class RouteweilerClient: Sendable {
                     referenceCurrency: envelope?.currency ?? configuration.policy.currency, envelopeID: envelope?.id,
                     envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.allowedOrigins, fmv: fmv,
                     stickyRail: await sticky.rail(for: stickyKey, now: Date()))
+                let challengeSpan = observability.child("routeweiler.challenge")
                 let decision = await router.route(ChallengeContext(request: request, response: response, now: Date()),
                                                   limits: limits)
+                if case .candidates(let c) = decision.result {
+                    challengeSpan.attributes["routeweiler.candidates"] = c.map(\.offer.rail.rawValue).joined(separator: ",")
+                }
+                challengeSpan.attributes["routeweiler.rejected_offers"] = decision.rejections.count
+                challengeSpan.end()
                 if let onEvent = configuration.onEvent {
                     decision.rejections.forEach { onEvent(.offerRejected($0)) }
                 }
@@ -465,6 +487,12 @@ public final class RouteweilerClient: Sendable {
                 }
                 logger.debug("paying", metadata: ["rw.rail": "\(candidate.offer.rail)",
                                                   "rw.amount_native": "\(candidate.offer.challenge.price.amount)"])
+                let paySpan = observability.child("routeweiler.pay", attributes: [
+                    "routeweiler.rail": candidate.offer.rail.rawValue,
+                    "routeweiler.amount_native_currency": candidate.offer.challenge.price.currency,
+                ])
+                paySpan.attributes["routeweiler.amount_native"] = Int64(clamping: candidate.offer.challenge.price.amount)
+                defer { paySpan.end() }
                 do {
                     let proof = try await candidate.rail.pay(
                         candidate.offer, with: candidate.funding,
@@ -520,8 +548,12 @@ public final class RouteweilerClient: Sendable {
                     retry.headerFields[name] = proof.headerValue.value
                 }
                 configuration.onEvent?(.retrying(attempt: attempt, headerName: proof.headerName))
+                let retrySpan = observability.child("routeweiler.retry")
+                retrySpan.attributes["routeweiler.attempt"] = attempt
+                defer { retrySpan.end() }
                 do {
                     let response = try await transport.send(retry, timeout: configuration.timeouts.request)
+                    retrySpan.attributes["http.response.status_code"] = Int(response.status.code)
                     lastResponse = response
                     configuration.onEvent?(.completed(status: Int(response.status.code)))
                     if response.status.code == 402 || response.status.code == 401, let id = call.intentID {
@@ -693,6 +725,7 @@ public final class RouteweilerClient: Sendable {
     }
 
     private func record(_ event: TraceEvent, logger: Logger) async {
+        observability.observe(event, elapsed: .microseconds(Int64(event.timestampEnd.timeIntervalSince(event.timestampStart) * 1_000_000)))
         guard let sink = configuration.traceSink else { return }
         do {
             try await sink.record(event)
