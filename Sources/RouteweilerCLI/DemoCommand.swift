@@ -106,6 +106,7 @@ struct DemoCommand: AsyncParsableCommand {
         let sink = try SQLiteTraceSink(path: dbPath)
         config.traceSink = sink
         config.agentID = "routeweiler-demo"
+        config.logger = cliLogger
         config.onEvent = { event in Self.show(event) }
         step("3. GET \(url)")
         let response = try await RouteweilerClient.withClient(configuration: config) { rw in

@@ -121,6 +121,7 @@ struct GetCommand: AsyncParsableCommand {
             config.fmvProvider = StaticFmvProvider(btcPrices: [currency: price])
         }
         config.reuseCredentials = !noReuse
+        config.logger = cliLogger
         if dryRun {
             let quote = try await RouteweilerClient.withClient(configuration: config) { rw in
                 try await rw.quote(url, method: method, headers: fields, body: body)

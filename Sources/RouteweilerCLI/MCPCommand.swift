@@ -82,7 +82,7 @@ struct MCPCommand: AsyncParsableCommand {
             config.fmvProvider = StaticFmvProvider(btcPrices: [currency: price])
         }
         config.agentID = "mcp"
-        config.logger = Logger(label: "routeweiler.mcp") { StreamLogHandler.standardError(label: $0) }
+        config.logger = Logger(label: "routeweiler.mcp")  // stderr: stdout carries JSON-RPC only
         let tools = RouteweilerMCPTools(maxBodyBytes: maxBodyBytes, envelopeID: budget)
         let settings = config
         try await RouteweilerClient.withClient(configuration: config) { rw in
