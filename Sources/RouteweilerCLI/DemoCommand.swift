@@ -42,7 +42,13 @@ struct DemoCommand: AsyncParsableCommand {
         guard [1, 2].contains(x402Version) else { throw ValidationError("--x402-version must be 1 or 2") }
     }
 
+    @OptionGroup var telemetry: TelemetryOptions
+
     func run() async throws {
+        try await telemetry.run { try await runCommand() }
+    }
+
+    func runCommand() async throws {
         let dbPath = traceDB ?? NSTemporaryDirectory() + "routeweiler-demo-\(UUID().uuidString.prefix(8)).db"
         switch rail {
         case .l402: try await runL402(dbPath: dbPath)

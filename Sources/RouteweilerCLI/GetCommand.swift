@@ -66,7 +66,13 @@ struct GetCommand: AsyncParsableCommand {
         for h in headers where !h.contains(":") { throw ValidationError("header '\(h)' is not 'Name: value'") }
     }
 
+    @OptionGroup var telemetry: TelemetryOptions
+
     func run() async throws {
+        try await telemetry.run { try await runCommand() }
+    }
+
+    func runCommand() async throws {
         var fields = HTTPFields()
         for h in headers {
             let idx = h.firstIndex(of: ":")!

@@ -51,7 +51,13 @@ struct MCPCommand: AsyncParsableCommand {
         }
     }
 
+    @OptionGroup var telemetry: TelemetryOptions
+
     func run() async throws {
+        try await telemetry.run { try await runCommand() }
+    }
+
+    func runCommand() async throws {
         var funding: [any FundingSource] = []
         if let wallet = try evm.fundingSource() { funding.append(wallet) }
         if lnd.isConfigured {

@@ -158,3 +158,22 @@ func temporaryPath(_ name: String) -> String {
         throw CocoaError(.fileNoSuchFile)
     }
 }
+
+@Suite(.serialized) struct TelemetryCLITests {
+    @Test func theDemoExportsItsSpansAndMetricsOverOTLP() async throws {
+        try await FakeOTLPCollector.withCollector { collector in
+            let run = try await CLIRun.run(["demo", "--otel-endpoint", collector.endpoint])
+            #expect(run.status == 0, "\(run.stderr)")
+            let traces = collector.exports.filter { $0.path == "/v1/traces" }
+            #expect(!traces.isEmpty)
+            #expect(traces.allSatisfy { $0.contentType == "application/x-protobuf" })
+            for name in ["routeweiler.call", "routeweiler.challenge", "routeweiler.pay", "routeweiler.retry"] {
+                #expect(traces.contains { $0.contains(name) }, "no span \(name) exported")
+            }
+            let metrics = collector.exports.filter { $0.path == "/v1/metrics" }
+            #expect(metrics.contains { $0.contains("routeweiler_payments_total") })
+            // The exported telemetry carries no credential.
+            #expect(!collector.exports.contains { $0.contains("L402 ") || $0.contains("AgEM") })
+        }
+    }
+}
