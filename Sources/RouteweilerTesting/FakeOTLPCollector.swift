@@ -33,15 +33,7 @@ public final class FakeOTLPCollector: Sendable {
 
     public static func withCollector<R: Sendable>(_ body: (FakeOTLPCollector) async throws -> R) async throws -> R {
         let collector = FakeOTLPCollector()
-        try await collector.start()
-        do {
-            let r = try await body(collector)
-            await collector.shutdown()
-            return r
-        } catch {
-            await collector.shutdown()
-            throw error
-        }
+        return try await withStarted(collector, start: collector.start, shutdown: collector.shutdown, body)
     }
 
     public func start() async throws {

@@ -116,15 +116,7 @@ public final class FakePaywall: Sendable {
         _ body: (FakePaywall) async throws -> R
     ) async throws -> R {
         let paywall = FakePaywall(network: network, configuration: configuration, ledger: ledger)
-        try await paywall.start()
-        do {
-            let r = try await body(paywall)
-            await paywall.shutdown()
-            return r
-        } catch {
-            await paywall.shutdown()
-            throw error
-        }
+        return try await withStarted(paywall, start: paywall.start, shutdown: paywall.shutdown, body)
     }
 
     /// Starts listening on 127.0.0.1 (port 0) and returns once the port is known.
@@ -166,19 +158,11 @@ public final class FakePaywall: Sendable {
         if let offering = config.x402 {
             let v2 = request.headers[Self.paymentSignature], v1 = request.headers[Self.xPayment]
             if let header = v2 ?? v1 {
-                let drop = state.withLock { s -> Bool in
+                state.withLock { s in
                     s.stats.x402PaymentsReceived += 1
                     s.stats.x402PaymentHeaders.append(header)
-                    if s.dropped < s.config.dropPaidRetries {
-                        s.dropped += 1
-                        return true
-                    }
-                    return false
                 }
-                if drop {
-                    try? await channel.close()
-                    throw FakePaywallError(message: "dropped")
-                }
+                try await dropIfScripted(channel)
                 let version = v2 != nil ? 2 : 1
                 do {
                     let receipt = try offering.settle(header: header, version: version, url: url, ledger: ledger)
@@ -201,18 +185,7 @@ public final class FakePaywall: Sendable {
         if let authorization = request.headers[.authorization] {
             let fresh = !config.singleUseTokens || state.withLock { $0.usedTokens.insert(authorization).inserted }
             if verify(authorization) && !config.refuseProofs && fresh {
-                let drop = state.withLock { s -> Bool in
-                    if s.dropped < s.config.dropPaidRetries {
-                        s.dropped += 1
-                        return true
-                    }
-                    return false
-                }
-                if drop {
-                    // Close the connection without answering: the client sees a network failure.
-                    try? await channel.close()
-                    throw FakePaywallError(message: "dropped")
-                }
+                try await dropIfScripted(channel)
                 state.withLock { s in
                     s.stats.paidRequestsServed += 1
                     s.stats.servedBodies.append(Array(buffer: body))
@@ -225,6 +198,19 @@ public final class FakePaywall: Sendable {
             }
         }
         return try await challenge(config, url: url, x402Error: nil)
+    }
+
+    /// Closes the connection without answering while `dropPaidRetries` says so: the client sees a network failure.
+    private func dropIfScripted(_ channel: any Channel) async throws {
+        let drop = state.withLock { s -> Bool in
+            guard s.dropped < s.config.dropPaidRetries else { return false }
+            s.dropped += 1
+            return true
+        }
+        if drop {
+            try? await channel.close()
+            throw FakePaywallError(message: "dropped")
+        }
     }
 
     static let paymentSignature = HTTPField.Name("PAYMENT-SIGNATURE")!

@@ -80,15 +80,7 @@ public final class FakeRatesServer: Sendable {
         configuration: Configuration = .init(), _ body: (FakeRatesServer) async throws -> R
     ) async throws -> R {
         let server = FakeRatesServer(configuration: configuration)
-        try await server.start()
-        do {
-            let r = try await body(server)
-            await server.shutdown()
-            return r
-        } catch {
-            await server.shutdown()
-            throw error
-        }
+        return try await withStarted(server, start: server.start, shutdown: server.shutdown, body)
     }
 
     /// Starts listening on 127.0.0.1 (port 0) and returns once the port is known.

@@ -39,3 +39,18 @@ final class LocalHTTPServer: Sendable {
         _ = await t?.result
     }
 }
+
+/// Starts a test double, runs `body` with it, and shuts it down whether `body` returns or throws.
+func withStarted<Server, R>(
+    _ server: Server, start: () async throws -> Void, shutdown: () async -> Void, _ body: (Server) async throws -> R
+) async throws -> R {
+    try await start()
+    do {
+        let r = try await body(server)
+        await shutdown()
+        return r
+    } catch {
+        await shutdown()
+        throw error
+    }
+}
