@@ -5,6 +5,7 @@ import Logging
 import Routeweiler
 import RouteweilerL402
 import RouteweilerMPP
+import RouteweilerSQLite
 import RouteweilerTesting
 import RouteweilerX402
 import RouteweilerWire
@@ -620,6 +621,47 @@ func context(_ headers: [String], status: Int = 402, now: Date = Date()) -> Chal
                     try await $0.get(paywall.url("/protected"))
                 }
                 #expect(paywall.stats.acceptPaymentHeaders.count == 2)
+            }
+        }
+    }
+}
+
+/// The MPP rails in the SQLite trace: one row per call, rail, proof type and receipt, no Stripe key.
+@Suite(.serialized) struct MPPSQLiteTraceTests {
+    @Test func eachMethodLandsInTheSQLiteTraceWithItsProofAndReceipt() async throws {
+        let path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("rw-mpp-\(UUID().uuidString).db").path
+        defer {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        }
+        let sink = try SQLiteTraceSink(path: path)
+        try await FakeStripe.withStripe { stripe in
+            try await FakeTempoRPC.withRPC { rpc in
+                let config = paywallConfig([.tempo, .stripe])
+                try await FakeMPPPaywall.withPaywall(configuration: config, stripe: stripe, tempo: rpc) { paywall in
+                    let funding: [any FundingSource] = [
+                        try tempoSource(rpc.url),
+                        Funding.stripe(apiKey: stripe.apiKey, customer: "cus_1", paymentMethod: "pm_card_visa",
+                                       apiBaseURL: stripe.baseURL),
+                    ]
+                    for rail in [RailID.mppTempo, .mppSPT] {
+                        _ = try await RouteweilerClient.withClient(
+                            configuration: try client(funding, sink: sink, policy: Policy(defaultRail: rail))
+                        ) { try await $0.get(paywall.url("/protected")) }
+                    }
+                }
+            }
+            #expect(try await sink.count() == 2)
+            let events = try await sink.events()
+            let byRail = Dictionary(uniqueKeysWithValues: events.compactMap { e in e.selectedRail.map { ($0, e) } })
+            #expect(byRail[.mppTempo]?.payment?.proofType == .txid)
+            #expect(byRail[.mppTempo]?.payment?.settlement?.facilitator == "tempo")
+            #expect(byRail[.mppTempo]?.payment?.amountNativeCurrency == "0x20c0000000000000000000000000000000000000-tip20")
+            #expect(byRail[.mppSPT]?.payment?.proofType == .sptID)
+            #expect(byRail[.mppSPT]?.payment?.settlement?.transactionHash?.hasPrefix("pi_fake_") == true)
+            #expect(byRail[.mppSPT]?.fundingSource == "stripe:usd:pm_card_visa")
+            for file in [path, path + "-wal"] where FileManager.default.fileExists(atPath: file) {
+                #expect(!(try String(contentsOfFile: file, encoding: .isoLatin1)).contains(stripe.apiKey))
             }
         }
     }
