@@ -61,7 +61,7 @@ enum MPP {
         } catch {
             return .rejected(ChallengeError(error.message, rail: rail, cause: error))
         }
-        guard challenge.intent == "charge" else {
+        guard challenge.effectiveIntent == "charge" else {
             return .rejected(InvalidChallengeError(
                 code: .unsupportedIntent, message: "MPP intent '\(challenge.intent)' is not supported (only 'charge')",
                 rail: rail))
@@ -98,8 +98,8 @@ enum MPP {
     }
 
     static func baseRaw(_ charge: MPPCharge, kind: RailID) -> [String: String] {
-        var raw = ["kind": kind.rawValue, "chargeId": charge.challenge.id, "method": charge.challenge.method,
-                   "intent": charge.challenge.intent, "realm": charge.challenge.realm]
+        var raw = ["kind": kind.rawValue, "chargeId": charge.challenge.id, "method": charge.challenge.methodName,
+                   "intent": charge.challenge.effectiveIntent, "realm": charge.challenge.realm]
         if let d = charge.challenge.description { raw["description"] = d }
         if let e = charge.challenge.expires { raw["expires"] = e }
         return raw

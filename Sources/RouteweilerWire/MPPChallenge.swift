@@ -12,9 +12,9 @@ import Crypto
 public struct MPPChallenge: Sendable, Hashable {
     public var id: String
     public var realm: String
-    /// The payment method, lower-cased (`tempo`, `stripe`, `card`, `lightning`, …).
+    /// The payment method as sent (`tempo`, `stripe`, `card`, `lightning`, …; compare lower-cased).
     public var method: String
-    /// The intent, lower-cased (`charge`, `session`, …).
+    /// The intent as sent (`charge`, `session`, …), empty when absent.
     public var intent: String
     /// The `request` parameter as sent (base64url).
     public var request: String
@@ -42,6 +42,11 @@ public struct MPPChallenge: Sendable, Hashable {
         self.opaque = opaque
     }
 
+    /// The method, lower-cased.
+    public var methodName: String { method.lowercased() }
+    /// The intent, lower-cased; `charge` when the server sent none.
+    public var effectiveIntent: String { intent.isEmpty ? "charge" : intent.lowercased() }
+
     /// Reads a `Payment` challenge from a parsed `WWW-Authenticate` challenge.
     /// - Throws: ``ChallengeParseError`` (`.wrongScheme`, `.missingParameter`, `.invalidParameter`).
     public init(_ challenge: AuthChallenge) throws(ChallengeParseError) {
@@ -56,9 +61,9 @@ public struct MPPChallenge: Sendable, Hashable {
         }
         id = try required("id")
         request = try required("request")
-        method = try required("method").lowercased()
+        method = try required("method")
         realm = challenge["realm"] ?? ""
-        intent = (challenge["intent"].flatMap { $0.isEmpty ? nil : $0 } ?? "charge").lowercased()
+        intent = challenge["intent"] ?? ""
         guard let bytes = Base64.decode(request, alphabet: .url) else {
             throw ChallengeParseError(.invalidParameter, "failed to decode 'request': not base64url")
         }
@@ -97,6 +102,7 @@ public struct MPPChallenge: Sendable, Hashable {
     /// The `WWW-Authenticate` field value for this challenge (quoted-strings, RFC 9110 escapes).
     public var headerValue: String {
         var parts = [("id", id), ("realm", realm), ("method", method), ("intent", intent), ("request", request)]
+            .filter { $0.0 == "id" || $0.0 == "request" || $0.0 == "method" || !$0.1.isEmpty }
         if let expires { parts.append(("expires", expires)) }
         if let digest { parts.append(("digest", digest)) }
         if let description { parts.append(("description", description)) }
@@ -113,7 +119,7 @@ public struct MPPChallenge: Sendable, Hashable {
         return out + "\""
     }
 
-    /// The challenge echo a credential carries: the parameters as sent, empty ones omitted.
+    /// The challenge echo a credential carries: the parameters exactly as sent (case included), empty ones omitted.
     public var echo: JSONValue {
         var members: [(key: String, value: JSONValue)] = [("id", .string(id))]
         for (k, v) in [("realm", realm), ("method", method), ("intent", intent), ("request", request),

@@ -219,6 +219,16 @@ func context(_ headers: [String], status: Int = 402, now: Date = Date()) -> Chal
         #expect((e2 as? ChallengeError)?.message.contains("expires") == true)
     }
 
+    @Test func theEchoKeepsTheParametersExactlyAsSent() throws {
+        let header = #"Payment id="x", method="Tempo", request="\#(b64)", opaque="eyJhIjoiYiJ9""#
+        guard case .offer(let offer)? = MPPTempoRail().offers(in: context([header])).first,
+            let details = offer.details as? MPPTempoOffer
+        else { Issue.record("expected an offer"); return }
+        let echo = details.charge.challenge.echo
+        #expect(echo.canonicalString == #"{"id":"x","method":"Tempo","opaque":"eyJhIjoiYiJ9","request":"\#(b64)"}"#)
+        #expect(offer.challenge.raw["intent"] == "charge")
+    }
+
     @Test func unsupportedIntent() {
         let e = rejection(#"Payment id="x", realm="r", method="tempo", intent="session", request="\#(b64)""#)
         #expect((e as? InvalidChallengeError)?.code == .unsupportedIntent)
