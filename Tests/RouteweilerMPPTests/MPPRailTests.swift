@@ -676,3 +676,21 @@ func context(_ headers: [String], status: Int = 402, now: Date = Date()) -> Chal
         }
     }
 }
+
+@Suite(.serialized) struct FakeMPPDemoTests {
+    @Test func theDemoStackIsPaidOverTempoAndStripe() async throws {
+        try await FakeMPPDemo.run(configuration: paywallConfig([.tempo, .stripe])) { demo in
+            let tempo = Funding.tempoModeratoPathUSD(wallet: try EVMSigner(hexKey: FakeMPPDemo.tempoTestKey),
+                                                     rpcURL: demo.tempo.url)
+            let stripe = Funding.stripe(apiKey: demo.stripe.apiKey, customer: "cus_demo", paymentMethod: "pm_card_visa",
+                                        apiBaseURL: demo.stripe.baseURL)
+            for rail in [RailID.mppTempo, .mppSPT] {
+                let r = try await RouteweilerClient.withClient(
+                    configuration: try client([tempo, stripe], policy: Policy(defaultRail: rail))
+                ) { try await $0.get(demo.paywall.url("/protected")) }
+                #expect(r.payment?.rail == rail)
+            }
+            #expect(demo.paywall.stats.paidByMethod == ["tempo": 1, "stripe": 1])
+        }
+    }
+}
