@@ -1,6 +1,6 @@
 import Foundation
 import HTTPTypes
-public import Routeweiler
+import Routeweiler
 public import RouteweilerWire
 
 /// A parsed MPP charge, common to every method: the challenge as sent and the facts the rails check.

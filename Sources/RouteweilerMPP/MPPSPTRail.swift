@@ -1,6 +1,6 @@
 import Foundation
 public import Routeweiler
-public import RouteweilerWire
+import RouteweilerWire
 
 /// An MPP Stripe charge as parsed by ``MPPSPTRail``.
 public struct MPPSPTOffer: Sendable {

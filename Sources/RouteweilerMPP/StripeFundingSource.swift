@@ -2,7 +2,7 @@ public import AsyncHTTPClient
 import Foundation
 import NIOCore
 public import Routeweiler
-public import RouteweilerWire
+import RouteweilerWire
 
 /// Pays MPP `method="stripe"` (and `"card"`) charges by minting a Stripe shared payment token (SPT) for the
 /// customer's payment method, limited to the challenge's amount, currency and expiry.
