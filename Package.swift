@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "LNDClient", targets: ["LNDClient"]),
         .library(name: "RouteweilerL402", targets: ["RouteweilerL402"]),
         .library(name: "RouteweilerX402", targets: ["RouteweilerX402"]),
+        .library(name: "RouteweilerMPP", targets: ["RouteweilerMPP"]),
         .library(name: "RouteweilerTesting", targets: ["RouteweilerTesting"]),
         .executable(name: "routeweiler", targets: ["RouteweilerCLI"]),
     ],
@@ -106,6 +107,18 @@ let package = Package(
             ]
         ),
         .target(
+            name: "RouteweilerMPP",
+            dependencies: [
+                "Routeweiler",
+                "RouteweilerWire",
+                "RouteweilerL402",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "RouteweilerTesting",
             dependencies: [
                 "Routeweiler",
@@ -162,6 +175,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ]
+        ),
+        .testTarget(
+            name: "RouteweilerMPPTests",
+            dependencies: [
+                "Routeweiler",
+                "RouteweilerWire",
+                "RouteweilerL402",
+                "RouteweilerX402",
+                "RouteweilerMPP",
+                "RouteweilerSQLite",
+                "RouteweilerTesting",
+                "LNDClient",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -31,9 +31,11 @@ public struct RailID: OpenStringValue, ExpressibleByStringLiteral {
     public static let mppTempo = RailID("mpp-tempo")
     /// MPP over Stripe shared payment tokens.
     public static let mppSPT = RailID("mpp-spt")
+    /// MPP `method="lightning"` charges (Lightning Labs' Aperture), paid from the Lightning funding source.
+    public static let mppLightning = RailID("mpp-lightning")
 
     /// The fixed registration order that breaks routing ties.
-    public static let registrationOrder: [RailID] = [.x402, .l402, .mppTempo, .mppSPT]
+    public static let registrationOrder: [RailID] = [.x402, .l402, .mppTempo, .mppSPT, .mppLightning]
 }
 
 /// The kind of proof a rail hands the server: a transaction id, a Lightning preimage, or a Stripe token id.

@@ -18,6 +18,8 @@ public struct LightningFundingSource: FundingSource {
     public var maxAmountMsat: UInt64?
     /// How long the node may try to route one payment. Default 60 s.
     public var paymentTimeout: Duration
+    /// Rails besides L402 this node pays (e.g. MPP `method="lightning"`, added by `RouteweilerMPP`'s `withMPP()`).
+    public var additionalRails: [any Rail] = []
 
     /// A funding source over `node`, whose pubkey you already know.
     /// - Throws: ``ConfigurationError`` if `nodePubkey` is not a 66-hex compressed public key.
@@ -47,7 +49,7 @@ public struct LightningFundingSource: FundingSource {
                                           maxAmountMsat: maxAmountMsat)
     }
 
-    public var rails: [any Rail] { [L402Rail()] }
+    public var rails: [any Rail] { [L402Rail()] + additionalRails }
     public var label: String { "lightning:\(network)" }
 }
 
