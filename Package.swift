@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "RouteweilerWire", targets: ["RouteweilerWire"]),
         .library(name: "Routeweiler", targets: ["Routeweiler"]),
         .library(name: "RouteweilerSQLite", targets: ["RouteweilerSQLite"]),
+        .library(name: "RouteweilerPostgres", targets: ["RouteweilerPostgres"]),
         .library(name: "LNDClient", targets: ["LNDClient"]),
         .library(name: "RouteweilerL402", targets: ["RouteweilerL402"]),
         .library(name: "RouteweilerX402", targets: ["RouteweilerX402"]),
@@ -35,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -77,6 +79,17 @@ let package = Package(
             dependencies: [
                 "Routeweiler",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "RouteweilerPostgres",
+            dependencies: [
+                "Routeweiler",
+                "RouteweilerSQLite",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -123,6 +136,7 @@ let package = Package(
                 "Routeweiler",
                 "RouteweilerWire",
                 "RouteweilerSQLite",
+                "RouteweilerPostgres",
                 "RouteweilerL402",
                 "RouteweilerX402",
                 "LNDClient",
@@ -141,6 +155,7 @@ let package = Package(
                 "Routeweiler",
                 "RouteweilerWire",
                 "RouteweilerSQLite",
+                "RouteweilerPostgres",
                 "RouteweilerL402",
                 "RouteweilerX402",
                 "LNDClient",
@@ -158,6 +173,7 @@ let package = Package(
                 "Routeweiler",
                 "RouteweilerL402",
                 "RouteweilerSQLite",
+                "RouteweilerPostgres",
                 "RouteweilerWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
