@@ -161,6 +161,7 @@ let package = Package(
                 "LNDClient",
                 "RouteweilerTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -58,6 +58,19 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
         self.schema = schema
     }
 
+    public static func == (a: Self, b: Self) -> Bool {
+        a.host == b.host && a.port == b.port && a.username == b.username && a.password?.value == b.password?.value
+            && a.database == b.database && a.tls == b.tls && a.schema == b.schema
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(host)
+        hasher.combine(port)
+        hasher.combine(username)
+        hasher.combine(database)
+        hasher.combine(schema)
+    }
+
     /// The URL with the password replaced by `***`.
     public var description: String {
         var text = "postgres://\(username)\(password == nil ? "" : ":***")@\(host):\(port)/\(database)"
