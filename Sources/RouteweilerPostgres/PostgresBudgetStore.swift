@@ -51,20 +51,20 @@ public final class PostgresBudgetStore: BudgetStore {
     private func create(_ spec: BudgetEnvelope, now: Date, ifAbsent: Bool) async throws -> EnvelopeRecord? {
         try spec.validate()
         let keystore = self.keystore
-        let createdKey = Mutex(false)
+        let createdKey = CreatedKeyFlag()
         let created = PGTime.text(now)
         let expires = PGTime.text(now.addingTimeInterval(TimeInterval(spec.ttlSeconds)))
         let rails = try Self.jsonArray(spec.allowedRails.map(\.rawValue))
         let globs = try Self.jsonArray(spec.allowedOriginsGlob)
         do {
             return try await database.transaction { c -> EnvelopeRecord? in
-                try await PostgresDatabase.execute(c, "SELECT pg_advisory_xact_lock(hashtext(\("routeweiler-envelope:" + spec.id)))")
+                try await PostgresDatabase.execute(c, "SELECT pg_advisory_xact_lock(hashtext('routeweiler-envelope:' || current_schema() || ':' || \(spec.id)))")
                 if try await !PostgresDatabase.rows(c, "SELECT 1 FROM envelopes WHERE id = \(spec.id)").isEmpty {
                     if ifAbsent { return nil }
                     throw EnvelopeExistsError(envelopeID: spec.id)
                 }
                 let key = try keystore.create(envelopeID: spec.id)
-                createdKey.withLock { $0 = true }
+                createdKey.set()
                 try await PostgresDatabase.execute(c, """
                     INSERT INTO envelopes(id, cap_minor_units, cap_currency, allowed_rails, allowed_origins_glob,
                       status, created_at, expires_at, counter_public_key, owner_agent_id)
@@ -78,7 +78,7 @@ public final class PostgresBudgetStore: BudgetStore {
                     counterPublicKey: key.publicKeyBase64, ownerAgentID: spec.ownerAgentID)
             }
         } catch {
-            if createdKey.withLock({ $0 }) { try? keystore.delete(envelopeID: spec.id) }
+            if createdKey.isSet { try? keystore.delete(envelopeID: spec.id) }
             if let psql = error as? PostgresStoreError, psql.message.contains("SQLSTATE 23505") {
                 throw EnvelopeExistsError(envelopeID: spec.id)
             }
@@ -391,4 +391,11 @@ enum PGTime {
         }
         return date
     }
+}
+
+/// Set once a key file was created inside a transaction, so the caller can remove it if the row is not committed.
+private final class CreatedKeyFlag: Sendable {
+    private let flag = Mutex(false)
+    func set() { flag.withLock { $0 = true } }
+    var isSet: Bool { flag.withLock { $0 } }
 }

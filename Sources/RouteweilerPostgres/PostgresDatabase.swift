@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOSSL
 public import PostgresNIO
 public import Routeweiler
 
@@ -21,7 +22,7 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `postgres://` or `postgresql://` URLs; `sslmode` is `disable` (default), `prefer` or `require`.
     /// - Throws: ``ConfigurationError`` (without the password) for anything else.
-    public init(_ text: String) throws(ConfigurationError) {
+    public init(_ text: String) throws {
         guard let components = URLComponents(string: text),
             let scheme = components.scheme?.lowercased(), scheme == "postgres" || scheme == "postgresql"
         else { throw ConfigurationError("not a postgres:// URL: \(Self.redact(text))") }
@@ -131,34 +132,35 @@ public final class PostgresDatabase: Sendable {
     /// `routeweiler_migrations(version, name, applied_at)`.
     static let migrations: [(version: Int, name: String, statements: [String])] = [
         (1, "v1-schema", [
+            // Timestamps are fixed-width ISO text compared as text, so their columns use the bytewise "C" collation.
             """
             CREATE TABLE IF NOT EXISTS envelopes(
               id TEXT PRIMARY KEY, cap_minor_units BIGINT NOT NULL, cap_currency TEXT NOT NULL,
               allowed_rails TEXT NOT NULL, allowed_origins_glob TEXT NOT NULL,
-              status TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+              status TEXT NOT NULL, created_at TEXT COLLATE "C" NOT NULL, expires_at TEXT COLLATE "C" NOT NULL,
               counter_public_key TEXT NOT NULL DEFAULT '', owner_agent_id TEXT)
             """,
             """
             CREATE TABLE IF NOT EXISTS draws(
-              id TEXT PRIMARY KEY, envelope_id TEXT NOT NULL REFERENCES envelopes(id),
+              id TEXT COLLATE "C" PRIMARY KEY, envelope_id TEXT NOT NULL REFERENCES envelopes(id),
               request_id TEXT NOT NULL, idempotency_key TEXT NOT NULL,
               amount_reserved_minor_units BIGINT NOT NULL, amount_settled_minor_units BIGINT,
-              rail_quoted TEXT NOT NULL, state TEXT NOT NULL, issued_at TEXT NOT NULL,
-              expires_at TEXT NOT NULL, settled_at TEXT, signature TEXT, UNIQUE(envelope_id, idempotency_key))
+              rail_quoted TEXT NOT NULL, state TEXT NOT NULL, issued_at TEXT COLLATE "C" NOT NULL,
+              expires_at TEXT COLLATE "C" NOT NULL, settled_at TEXT COLLATE "C", signature TEXT, UNIQUE(envelope_id, idempotency_key))
             """,
             "CREATE INDEX IF NOT EXISTS draws_envelope_state ON draws(envelope_id, state)",
             "CREATE INDEX IF NOT EXISTS draws_state_expires ON draws(state, expires_at)",
             """
             CREATE TABLE IF NOT EXISTS envelope_fmv_snapshots(
-              envelope_id TEXT PRIMARY KEY REFERENCES envelopes(id), captured_at TEXT NOT NULL,
+              envelope_id TEXT PRIMARY KEY REFERENCES envelopes(id), captured_at TEXT COLLATE "C" NOT NULL,
               rates_json TEXT NOT NULL, quality_json TEXT NOT NULL)
             """,
             """
             CREATE TABLE IF NOT EXISTS credentials(
               credential_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, rail TEXT NOT NULL,
               challenge_url TEXT NOT NULL, payload_json TEXT NOT NULL, state TEXT NOT NULL,
-              manual_hold_reason TEXT, persisted_at TEXT NOT NULL, redeemed_at TEXT,
-              last_transition_at TEXT NOT NULL, expires_at TEXT, seq BIGSERIAL NOT NULL)
+              manual_hold_reason TEXT, persisted_at TEXT COLLATE "C" NOT NULL, redeemed_at TEXT COLLATE "C",
+              last_transition_at TEXT COLLATE "C" NOT NULL, expires_at TEXT COLLATE "C", seq BIGSERIAL NOT NULL)
             """,
             "CREATE INDEX IF NOT EXISTS credentials_state ON credentials(state)",
             "CREATE INDEX IF NOT EXISTS credentials_request ON credentials(request_id)",
@@ -168,15 +170,15 @@ public final class PostgresDatabase: Sendable {
               request_id TEXT PRIMARY KEY, envelope_id TEXT, selected_rail TEXT, fallback_from TEXT,
               facilitator TEXT, http_status INTEGER, service_delivered INTEGER NOT NULL,
               amount_native TEXT, amount_native_currency TEXT, amount_envelope DOUBLE PRECISION,
-              amount_envelope_currency TEXT, fmv_quality TEXT, ts_start TEXT NOT NULL, ts_end TEXT NOT NULL,
-              shipped_at TEXT, payload TEXT NOT NULL, seq BIGSERIAL NOT NULL)
+              amount_envelope_currency TEXT, fmv_quality TEXT, ts_start TEXT COLLATE "C" NOT NULL, ts_end TEXT COLLATE "C" NOT NULL,
+              shipped_at TEXT COLLATE "C", payload TEXT NOT NULL, seq BIGSERIAL NOT NULL)
             """,
             "CREATE INDEX IF NOT EXISTS trace_events_envelope_ts ON trace_events(envelope_id, ts_start DESC)",
             """
             CREATE TABLE IF NOT EXISTS payment_intents(
               id TEXT PRIMARY KEY, request_id TEXT NOT NULL, rail TEXT NOT NULL, origin TEXT NOT NULL,
               envelope_id TEXT, draw_id TEXT, payment_hash TEXT, invoice TEXT, credential_scope TEXT,
-              state TEXT NOT NULL, proof TEXT, created_at TEXT NOT NULL, resolved_at TEXT, details_json TEXT)
+              state TEXT NOT NULL, proof TEXT, created_at TEXT COLLATE "C" NOT NULL, resolved_at TEXT COLLATE "C", details_json TEXT)
             """,
             "CREATE INDEX IF NOT EXISTS payment_intents_state ON payment_intents(state)",
             "CREATE INDEX IF NOT EXISTS payment_intents_draw ON payment_intents(draw_id)",
@@ -217,8 +219,8 @@ public final class PostgresDatabase: Sendable {
         let tls: PostgresConnection.Configuration.TLS
         switch url.tls {
         case .disable: tls = .disable
-        case .prefer: tls = .prefer(try Self.tlsConfiguration())
-        case .require: tls = .require(try Self.tlsConfiguration())
+        case .prefer: tls = .prefer(try NIOSSLContext(configuration: Self.tlsConfiguration()))
+        case .require: tls = .require(try NIOSSLContext(configuration: Self.tlsConfiguration()))
         }
         var direct = PostgresConnection.Configuration(host: url.host, port: url.port, username: url.username,
                                                       password: url.password?.value, database: url.database, tls: tls)
@@ -241,8 +243,8 @@ public final class PostgresDatabase: Sendable {
         let clientTLS: PostgresClient.Configuration.TLS
         switch url.tls {
         case .disable: clientTLS = .disable
-        case .prefer: clientTLS = .prefer(try Self.tlsConfiguration())
-        case .require: clientTLS = .require(try Self.tlsConfiguration())
+        case .prefer: clientTLS = .prefer(Self.tlsConfiguration())
+        case .require: clientTLS = .require(Self.tlsConfiguration())
         }
         var config = PostgresClient.Configuration(host: url.host, port: url.port, username: url.username,
                                                   password: url.password?.value, database: url.database, tls: clientTLS)
@@ -253,7 +255,7 @@ public final class PostgresDatabase: Sendable {
         return PostgresDatabase(url: url, lockTimeout: lockTimeout, client: client)
     }
 
-    private static func tlsConfiguration() throws -> TLSConfiguration { TLSConfiguration.makeClientConfiguration() }
+    private static func tlsConfiguration() -> TLSConfiguration { TLSConfiguration.makeClientConfiguration() }
 
     /// Applies the missing migrations under a database-wide advisory lock, so processes starting together queue up
     /// and each version is applied exactly once.

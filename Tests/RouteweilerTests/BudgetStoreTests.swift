@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import PostgresNIO
 import Routeweiler
 import RouteweilerSQLite

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import PostgresNIO
 import Routeweiler
 import RouteweilerPostgres
@@ -164,7 +165,7 @@ struct StoreUnderTest: Sendable {
         do {
             _ = try PostgresURL("postgres://rw:topsecret@db.internal/x?bogus=1")
             Issue.record("expected ConfigurationError")
-        } catch {
+        } catch let error as ConfigurationError {
             #expect(!error.message.contains("topsecret") && error.message.contains("***"))
         }
         #expect(try StoreLocation("postgresql://a@h/d").isPostgres)
