@@ -57,7 +57,7 @@ extension StoreOptions {
             }
             return try guarded { try SQLiteBudgetStore(path: path, keystore: keys, busyTimeout: busyTimeout) }
         case .postgres(let url):
-            let database = try await guardedAsync { try await PostgresDatabase.open(url: url, lockTimeout: busyTimeout) }
+            let database = try await guardedAsync { try await PostgresStoreDatabase.open(url: url, lockTimeout: busyTimeout) }
             return PostgresBudgetStore(database: database, keystore: keys)
         }
     }
@@ -72,7 +72,7 @@ extension StoreOptions {
             }
             return try guarded { try SQLiteTraceSink(path: path) }
         case .postgres(let url):
-            return PostgresTraceSink(database: try await guardedAsync { try await PostgresDatabase.open(url: url) })
+            return PostgresTraceSink(database: try await guardedAsync { try await PostgresStoreDatabase.open(url: url) })
         }
     }
 
@@ -84,7 +84,7 @@ extension StoreOptions {
         case .sqlite(let path):
             try config.useSQLite(path: path, keystore: keys)
         case .postgres(let url):
-            let database = try await guardedAsync { try await PostgresDatabase.open(url: url) }
+            let database = try await guardedAsync { try await PostgresStoreDatabase.open(url: url) }
             config.usePostgres(database: database, keystore: keys)
         }
     }

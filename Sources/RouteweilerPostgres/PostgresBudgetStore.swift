@@ -7,7 +7,7 @@ import Synchronization
 /// for fleets of agents on several machines sharing one budget.
 ///
 /// ```swift
-/// let db = try await PostgresDatabase.open(url: "postgres://rw:secret@db.internal/routeweiler")
+/// let db = try await PostgresStoreDatabase.open(url: "postgres://rw:secret@db.internal/routeweiler")
 /// let store = PostgresBudgetStore(database: db)
 /// let receipt = try await store.reserve(envelopeID: "agent-42", requestID: rid, idempotencyKey: rid,
 ///                                       amountMinorUnits: 21, rail: .l402, lease: .seconds(150), now: Date())
@@ -16,7 +16,7 @@ import Synchronization
 /// Every reservation is one transaction that first locks the envelope row (`SELECT … FOR UPDATE`): the envelope
 /// checks, the idempotency lookup, the cap arithmetic, the insert and the receipt signature all happen while every
 /// other reservation on that envelope, on any machine, waits. The signature is stored in the draw row, so a replay
-/// returns the first receipt byte for byte. A row lock held longer than ``PostgresDatabase/lockTimeout`` surfaces as
+/// returns the first receipt byte for byte. A row lock held longer than ``PostgresStoreDatabase/lockTimeout`` surfaces as
 /// ``StoreBusyError``.
 ///
 /// Timestamps are the same fixed-width ISO text as in SQLite (`2026-01-02T03:04:05.000000+00:00`), so receipts
@@ -24,11 +24,11 @@ import Synchronization
 ///
 /// Signing keys stay in the local ``EnvelopeKeystore``: every machine that reserves on an envelope needs its key file.
 public final class PostgresBudgetStore: BudgetStore {
-    public let database: PostgresDatabase
+    public let database: PostgresStoreDatabase
     public let keystore: EnvelopeKeystore
     private let keys = Mutex<[String: EnvelopeSigningKey]>([:])
 
-    public init(database: PostgresDatabase, keystore: EnvelopeKeystore = EnvelopeKeystore()) {
+    public init(database: PostgresStoreDatabase, keystore: EnvelopeKeystore = EnvelopeKeystore()) {
         self.database = database
         self.keystore = keystore
     }
@@ -58,14 +58,14 @@ public final class PostgresBudgetStore: BudgetStore {
         let globs = try Self.jsonArray(spec.allowedOriginsGlob)
         do {
             return try await database.transaction { c -> EnvelopeRecord? in
-                try await PostgresDatabase.execute(c, "SELECT pg_advisory_xact_lock(hashtext('routeweiler-envelope:' || current_schema() || ':' || \(spec.id)))")
-                if try await !PostgresDatabase.rows(c, "SELECT 1 FROM envelopes WHERE id = \(spec.id)").isEmpty {
+                try await PostgresStoreDatabase.execute(c, "SELECT pg_advisory_xact_lock(hashtext('routeweiler-envelope:' || current_schema() || ':' || \(spec.id)))")
+                if try await !PostgresStoreDatabase.rows(c, "SELECT 1 FROM envelopes WHERE id = \(spec.id)").isEmpty {
                     if ifAbsent { return nil }
                     throw EnvelopeExistsError(envelopeID: spec.id)
                 }
                 let key = try keystore.create(envelopeID: spec.id)
                 createdKey.set()
-                try await PostgresDatabase.execute(c, """
+                try await PostgresStoreDatabase.execute(c, """
                     INSERT INTO envelopes(id, cap_minor_units, cap_currency, allowed_rails, allowed_origins_glob,
                       status, created_at, expires_at, counter_public_key, owner_agent_id)
                     VALUES (\(spec.id), \(spec.capMinorUnits), \(spec.capCurrency.code), \(rails), \(globs),
@@ -88,19 +88,19 @@ public final class PostgresBudgetStore: BudgetStore {
 
     public func envelope(id: String) async throws -> EnvelopeRecord? {
         try await database.run { c in
-            try await PostgresDatabase.rows(c, "SELECT * FROM envelopes WHERE id = \(id)").first.map(Self.envelope(from:))
+            try await PostgresStoreDatabase.rows(c, "SELECT * FROM envelopes WHERE id = \(id)").first.map(Self.envelope(from:))
         }
     }
 
     public func envelopes() async throws -> [EnvelopeRecord] {
         try await database.run { c in
-            try await PostgresDatabase.rows(c, "SELECT * FROM envelopes ORDER BY created_at, id").map(Self.envelope(from:))
+            try await PostgresStoreDatabase.rows(c, "SELECT * FROM envelopes ORDER BY created_at, id").map(Self.envelope(from:))
         }
     }
 
     public func balance(envelopeID: String) async throws -> EnvelopeBalance {
         try await database.run { c in
-            guard let row = try await PostgresDatabase.rows(c, "SELECT * FROM envelopes WHERE id = \(envelopeID)").first
+            guard let row = try await PostgresStoreDatabase.rows(c, "SELECT * FROM envelopes WHERE id = \(envelopeID)").first
             else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
             let envelope = try Self.envelope(from: row)
             let (reserved, settled) = try await Self.sums(c, envelopeID: envelopeID)
@@ -122,7 +122,7 @@ public final class PostgresBudgetStore: BudgetStore {
         guard !idempotencyKey.isEmpty else { throw ConfigurationError("a reservation needs an idempotency key") }
         return try await database.transaction { c in
             // The row lock serialises every reservation on this envelope, across processes and machines.
-            guard let row = try await PostgresDatabase.rows(
+            guard let row = try await PostgresStoreDatabase.rows(
                 c, "SELECT * FROM envelopes WHERE id = \(envelopeID) FOR UPDATE").first
             else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
             let envelope = try Self.envelope(from: row)
@@ -132,7 +132,7 @@ public final class PostgresBudgetStore: BudgetStore {
             guard now < envelope.expiresAt else { throw EnvelopeExpiredError(envelopeID: envelopeID) }
 
             // Idempotent replay: whatever the row's state, return its receipt (a released key stays burned).
-            if let existing = try await PostgresDatabase.rows(
+            if let existing = try await PostgresStoreDatabase.rows(
                 c, "SELECT * FROM draws WHERE envelope_id = \(envelopeID) AND idempotency_key = \(idempotencyKey)").first
             {
                 let draw = try Self.draw(from: existing)
@@ -141,7 +141,7 @@ public final class PostgresBudgetStore: BudgetStore {
                     receipt.signature = signature
                 } else {
                     receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
-                    try await PostgresDatabase.execute(
+                    try await PostgresStoreDatabase.execute(
                         c, "UPDATE draws SET signature = \(receipt.signature) WHERE id = \(draw.id)")
                 }
                 return receipt
@@ -165,7 +165,7 @@ public final class PostgresBudgetStore: BudgetStore {
             var receipt = Self.receipt(for: draw, envelope: envelope)
             receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
             try receipt.verifySignature(publicKeyBase64: envelope.counterPublicKey)
-            try await PostgresDatabase.execute(c, """
+            try await PostgresStoreDatabase.execute(c, """
                 INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
                   amount_settled_minor_units, rail_quoted, state, issued_at, expires_at, settled_at, signature)
                 VALUES (\(draw.id), \(envelopeID), \(requestID), \(idempotencyKey), \(amountMinorUnits), NULL,
@@ -184,11 +184,11 @@ public final class PostgresBudgetStore: BudgetStore {
         }
         let settledAt = PGTime.text(now)
         try await database.run { c in
-            let changed = try await PostgresDatabase.execute(c, """
+            let changed = try await PostgresStoreDatabase.execute(c, """
                 UPDATE draws SET state = 'settled', amount_settled_minor_units = \(amountMinorUnits), settled_at = \(settledAt)
                 WHERE id = \(drawID) AND state <> 'settled' RETURNING id
                 """)
-            if changed == 0, try await PostgresDatabase.rows(c, "SELECT 1 FROM draws WHERE id = \(drawID)").isEmpty {
+            if changed == 0, try await PostgresStoreDatabase.rows(c, "SELECT 1 FROM draws WHERE id = \(drawID)").isEmpty {
                 throw DrawNotFoundError(drawID: drawID)
             }
         }
@@ -198,9 +198,9 @@ public final class PostgresBudgetStore: BudgetStore {
     /// - Throws: ``DrawNotFoundError`` for an unknown id.
     public func release(drawID: String, now: Date) async throws {
         try await database.run { c in
-            let changed = try await PostgresDatabase.execute(
+            let changed = try await PostgresStoreDatabase.execute(
                 c, "UPDATE draws SET state = 'rolled_back' WHERE id = \(drawID) AND state = 'reserved' RETURNING id")
-            if changed == 0, try await PostgresDatabase.rows(c, "SELECT 1 FROM draws WHERE id = \(drawID)").isEmpty {
+            if changed == 0, try await PostgresStoreDatabase.rows(c, "SELECT 1 FROM draws WHERE id = \(drawID)").isEmpty {
                 throw DrawNotFoundError(drawID: drawID)
             }
         }
@@ -211,7 +211,7 @@ public final class PostgresBudgetStore: BudgetStore {
     public func sweepExpired(now: Date) async throws -> Int {
         let cutoff = PGTime.text(now)
         return try await database.run { c in
-            try await PostgresDatabase.execute(c, """
+            try await PostgresStoreDatabase.execute(c, """
                 UPDATE draws SET state = 'rolled_back'
                 WHERE state = 'reserved' AND expires_at < \(cutoff)
                   AND id NOT IN (SELECT draw_id FROM payment_intents WHERE state = 'pending' AND draw_id IS NOT NULL)
@@ -222,7 +222,7 @@ public final class PostgresBudgetStore: BudgetStore {
 
     public func draws(envelopeID: String) async throws -> [DrawRecord] {
         try await database.run { c in
-            try await PostgresDatabase.rows(
+            try await PostgresStoreDatabase.rows(
                 c, "SELECT * FROM draws WHERE envelope_id = \(envelopeID) ORDER BY issued_at, id").map(Self.draw(from:))
         }
     }
@@ -230,11 +230,11 @@ public final class PostgresBudgetStore: BudgetStore {
     /// The stored receipt of a draw (rebuilt from its row, with the stored signature), or `nil` for an unknown id.
     public func receipt(drawID: String) async throws -> DrawReceipt? {
         try await database.run { c in
-            guard let row = try await PostgresDatabase.rows(c, "SELECT * FROM draws WHERE id = \(drawID)").first else {
+            guard let row = try await PostgresStoreDatabase.rows(c, "SELECT * FROM draws WHERE id = \(drawID)").first else {
                 return nil
             }
             let envelopeID = try row["envelope_id"].decode(String.self)
-            guard let envelopeRow = try await PostgresDatabase.rows(
+            guard let envelopeRow = try await PostgresStoreDatabase.rows(
                 c, "SELECT * FROM envelopes WHERE id = \(envelopeID)").first
             else { return nil }
             var receipt = Self.receipt(for: try Self.draw(from: row), envelope: try Self.envelope(from: envelopeRow))
@@ -247,9 +247,9 @@ public final class PostgresBudgetStore: BudgetStore {
     /// - Throws: ``EnvelopeNotFoundError``.
     public func unverifiedDraws(envelopeID: String) async throws -> [(drawID: String, reason: String)] {
         let (envelope, rows) = try await database.run { c -> (EnvelopeRecord, [PostgresRandomAccessRow]) in
-            guard let row = try await PostgresDatabase.rows(c, "SELECT * FROM envelopes WHERE id = \(envelopeID)").first
+            guard let row = try await PostgresStoreDatabase.rows(c, "SELECT * FROM envelopes WHERE id = \(envelopeID)").first
             else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
-            let draws = try await PostgresDatabase.rows(
+            let draws = try await PostgresStoreDatabase.rows(
                 c, "SELECT * FROM draws WHERE envelope_id = \(envelopeID) ORDER BY issued_at, id")
             return (try Self.envelope(from: row), draws)
         }
@@ -278,7 +278,7 @@ public final class PostgresBudgetStore: BudgetStore {
     /// Verifies a receipt against the public key stored with its envelope (not the key inside the receipt).
     public func verify(_ receipt: DrawReceipt) async throws {
         let key = try await database.run { c in
-            try await PostgresDatabase.rows(
+            try await PostgresStoreDatabase.rows(
                 c, "SELECT counter_public_key FROM envelopes WHERE id = \(receipt.envelopeId)"
             ).first.map { try $0["counter_public_key"].decode(String.self) }
         }
@@ -313,7 +313,7 @@ public final class PostgresBudgetStore: BudgetStore {
     }
 
     private static func sums(_ c: PostgresConnection, envelopeID: String) async throws -> (reserved: Int64, settled: Int64) {
-        let row = try await PostgresDatabase.rows(c, """
+        let row = try await PostgresStoreDatabase.rows(c, """
             SELECT
               COALESCE(SUM(CASE WHEN state = 'reserved' THEN amount_reserved_minor_units END), 0)::BIGINT AS reserved,
               COALESCE(SUM(CASE WHEN state = 'settled' THEN amount_settled_minor_units END), 0)::BIGINT AS settled

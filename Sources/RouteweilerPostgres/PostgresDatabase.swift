@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOSSL
-public import PostgresNIO
+import PostgresNIO
 public import Routeweiler
 
 /// A parsed `postgres://user:password@host:port/database?sslmode=…&schema=…` connection URL.
@@ -113,14 +113,14 @@ public struct PostgresStoreError: RouteweilerError {
 /// A connection pool to one PostgreSQL database, with Routeweiler's tables migrated (SPEC §13 tables, versioned).
 ///
 /// ```swift
-/// let db = try await PostgresDatabase.open(url: "postgres://rw:secret@db.internal:5432/routeweiler")
+/// let db = try await PostgresStoreDatabase.open(url: "postgres://rw:secret@db.internal:5432/routeweiler")
 /// let budget = PostgresBudgetStore(database: db)
 /// ```
 ///
 /// Opening connects once directly (so an unreachable server is an immediate ``PostgresStoreError``), runs the
 /// migrations under `pg_advisory_xact_lock` (several processes may start at once), then starts the pool's `run()`
 /// in a background task that ``close()`` (or deinit) cancels.
-public final class PostgresDatabase: Sendable {
+public final class PostgresStoreDatabase: Sendable {
     public let url: PostgresURL
     /// How long a statement waits for a row lock held by another connection before failing with ``StoreBusyError``.
     public let lockTimeout: TimeInterval
@@ -204,13 +204,13 @@ public final class PostgresDatabase: Sendable {
     /// - Throws: ``ConfigurationError`` for a bad URL, ``PostgresStoreError`` when the server is unreachable or
     ///   refuses the login.
     public static func open(url text: String, lockTimeout: TimeInterval = 10, maximumConnections: Int = 20,
-                            connectTimeout: Duration = .seconds(10)) async throws -> PostgresDatabase {
+                            connectTimeout: Duration = .seconds(10)) async throws -> PostgresStoreDatabase {
         try await open(url: try PostgresURL(text), lockTimeout: lockTimeout, maximumConnections: maximumConnections,
                        connectTimeout: connectTimeout)
     }
 
     public static func open(url: PostgresURL, lockTimeout: TimeInterval = 10, maximumConnections: Int = 20,
-                            connectTimeout: Duration = .seconds(10)) async throws -> PostgresDatabase {
+                            connectTimeout: Duration = .seconds(10)) async throws -> PostgresStoreDatabase {
         let lockMillis = max(1, Int((lockTimeout * 1000).rounded()))
         let startup: [(String, String)] = [
             ("application_name", "routeweiler"), ("lock_timeout", "\(lockMillis)"),
@@ -252,7 +252,7 @@ public final class PostgresDatabase: Sendable {
         config.options.additionalStartupParameters = startup
         config.options.maximumConnections = max(1, maximumConnections)
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
-        return PostgresDatabase(url: url, lockTimeout: lockTimeout, client: client)
+        return PostgresStoreDatabase(url: url, lockTimeout: lockTimeout, client: client)
     }
 
     private static func tlsConfiguration() -> TLSConfiguration { TLSConfiguration.makeClientConfiguration() }

@@ -9,10 +9,10 @@ public import RouteweilerSQLite
 public final class PostgresTraceSink: TraceSink {
     public enum URLMode: String, Sendable { case raw, drop }
 
-    public let database: PostgresDatabase
+    public let database: PostgresStoreDatabase
     public let urlMode: URLMode
 
-    public init(database: PostgresDatabase, urlMode: URLMode = .raw) {
+    public init(database: PostgresStoreDatabase, urlMode: URLMode = .raw) {
         self.database = database
         self.urlMode = urlMode
     }
@@ -33,7 +33,7 @@ public final class PostgresTraceSink: TraceSink {
         let amountNative = e.payment.map { String($0.amountNative) }
         let tsStart = Timestamp.iso(e.timestampStart), tsEnd = Timestamp.iso(e.timestampEnd)
         try await database.run { c in
-            try await PostgresDatabase.execute(c, """
+            try await PostgresStoreDatabase.execute(c, """
                 INSERT INTO trace_events(request_id, envelope_id, selected_rail, fallback_from, facilitator,
                   http_status, service_delivered, amount_native, amount_native_currency, amount_envelope,
                   amount_envelope_currency, fmv_quality, ts_start, ts_end, shipped_at, payload)
@@ -49,7 +49,7 @@ public final class PostgresTraceSink: TraceSink {
     /// The most recent events, newest first.
     public func events(limit: Int = 100) async throws -> [TraceEvent] {
         let payloads = try await database.run { c in
-            try await PostgresDatabase.rows(
+            try await PostgresStoreDatabase.rows(
                 c, "SELECT payload FROM trace_events ORDER BY ts_start DESC, seq DESC LIMIT \(limit)"
             ).map { try $0["payload"].decode(String.self) }
         }
@@ -60,7 +60,7 @@ public final class PostgresTraceSink: TraceSink {
     /// The number of rows in `trace_events`.
     public func count() async throws -> Int {
         try await database.run { c in
-            try await PostgresDatabase.rows(c, "SELECT COUNT(*)::BIGINT AS n FROM trace_events").first
+            try await PostgresStoreDatabase.rows(c, "SELECT COUNT(*)::BIGINT AS n FROM trace_events").first
                 .map { Int(try $0["n"].decode(Int64.self)) } ?? 0
         }
     }
@@ -76,9 +76,9 @@ public final class PostgresTraceSink: TraceSink {
 /// Keeps paid credentials in the `credentials` table, shared by every process using the database. A credential is a
 /// bearer secret: restrict access to the database accordingly; it is never written to the trace.
 public final class PostgresCredentialStore: CredentialStore {
-    public let database: PostgresDatabase
+    public let database: PostgresStoreDatabase
 
-    public init(database: PostgresDatabase) { self.database = database }
+    public init(database: PostgresStoreDatabase) { self.database = database }
 
     struct Payload: Codable {
         var origin: String
@@ -97,11 +97,11 @@ public final class PostgresCredentialStore: CredentialStore {
         let expires = credential.expiresAt.map(Timestamp.iso)
         try await database.transaction { c in
             // INSERT OR REPLACE: both unique keys (credential_id, and request_id+rail) give way to the new row.
-            try await PostgresDatabase.execute(c, """
+            try await PostgresStoreDatabase.execute(c, """
                 DELETE FROM credentials WHERE credential_id = \(credential.id)
                   OR (request_id = \(credential.requestID) AND rail = \(credential.rail.rawValue)) RETURNING 1
                 """)
-            try await PostgresDatabase.execute(c, """
+            try await PostgresStoreDatabase.execute(c, """
                 INSERT INTO credentials(credential_id, request_id, rail, challenge_url, payload_json, state,
                   manual_hold_reason, persisted_at, redeemed_at, last_transition_at, expires_at)
                 VALUES (\(credential.id), \(credential.requestID), \(credential.rail.rawValue), \(credential.challengeURL),
@@ -112,7 +112,7 @@ public final class PostgresCredentialStore: CredentialStore {
 
     public func credential(for url: URL, now: Date) async throws -> StoredCredential? {
         let rows = try await database.run { c in
-            try await PostgresDatabase.rows(c, """
+            try await PostgresStoreDatabase.rows(c, """
                 SELECT credential_id, request_id, rail, challenge_url, payload_json, expires_at FROM credentials
                 WHERE state IN ('persisted', 'redeemed') ORDER BY persisted_at DESC, seq DESC
                 """)
@@ -136,7 +136,7 @@ public final class PostgresCredentialStore: CredentialStore {
 
     public func remove(id: String) async throws {
         try await database.run { c in
-            try await PostgresDatabase.execute(c, "DELETE FROM credentials WHERE credential_id = \(id) RETURNING 1")
+            try await PostgresStoreDatabase.execute(c, "DELETE FROM credentials WHERE credential_id = \(id) RETURNING 1")
         }
     }
 }
@@ -144,9 +144,9 @@ public final class PostgresCredentialStore: CredentialStore {
 /// Records each intent to pay in `payment_intents` before paying, so that a crash can be recovered (and the sweeper
 /// keeps the reservation of a payment whose outcome is unknown).
 public final class PostgresPaymentJournal: PaymentJournal {
-    public let database: PostgresDatabase
+    public let database: PostgresStoreDatabase
 
-    public init(database: PostgresDatabase) { self.database = database }
+    public init(database: PostgresStoreDatabase) { self.database = database }
 
     struct Details: Codable {
         var url: String
@@ -164,7 +164,7 @@ public final class PostgresPaymentJournal: PaymentJournal {
         let json = String(decoding: try encoder.encode(details), as: UTF8.self)
         let created = PGTime.text(intent.createdAt)
         try await database.run { c in
-            try await PostgresDatabase.execute(c, """
+            try await PostgresStoreDatabase.execute(c, """
                 INSERT INTO payment_intents(id, request_id, rail, origin, envelope_id, draw_id, payment_hash, invoice,
                   credential_scope, state, proof, created_at, resolved_at, details_json)
                 VALUES (\(intent.id), \(intent.requestID), \(intent.rail.rawValue), \(intent.origin), \(intent.envelopeID),
@@ -177,7 +177,7 @@ public final class PostgresPaymentJournal: PaymentJournal {
     public func resolve(id: String, state: PaymentIntent.State, proof: String?, now: Date) async throws {
         let resolved = PGTime.text(now)
         try await database.run { c in
-            try await PostgresDatabase.execute(c, """
+            try await PostgresStoreDatabase.execute(c, """
                 UPDATE payment_intents SET state = \(state.rawValue), proof = COALESCE(\(proof), proof),
                   resolved_at = \(resolved) WHERE id = \(id) RETURNING 1
                 """)
@@ -186,7 +186,7 @@ public final class PostgresPaymentJournal: PaymentJournal {
 
     public func pending() async throws -> [PaymentIntent] {
         let rows = try await database.run { c in
-            try await PostgresDatabase.rows(c, "SELECT * FROM payment_intents WHERE state = 'pending' ORDER BY created_at")
+            try await PostgresStoreDatabase.rows(c, "SELECT * FROM payment_intents WHERE state = 'pending' ORDER BY created_at")
         }
         let decoder = JSONDecoder()
         return try rows.map { row in
@@ -211,7 +211,7 @@ public final class PostgresPaymentJournal: PaymentJournal {
     /// All intents (for inspection and tests), oldest first.
     public func all() async throws -> [(id: String, state: String, proof: String?)] {
         let rows = try await database.run { c in
-            try await PostgresDatabase.rows(c, "SELECT id, state, proof FROM payment_intents ORDER BY created_at")
+            try await PostgresStoreDatabase.rows(c, "SELECT id, state, proof FROM payment_intents ORDER BY created_at")
         }
         return try rows.map {
             (id: try $0["id"].decode(String.self), state: try $0["state"].decode(String.self),
@@ -268,14 +268,14 @@ extension RouteweilerClient.Configuration {
     /// - Returns: the database (keep it to close the pool, or to share it).
     @discardableResult
     public mutating func usePostgres(url: String, keystore: EnvelopeKeystore = EnvelopeKeystore(),
-                                     urlMode: PostgresTraceSink.URLMode = .raw) async throws -> PostgresDatabase {
-        let database = try await PostgresDatabase.open(url: url)
+                                     urlMode: PostgresTraceSink.URLMode = .raw) async throws -> PostgresStoreDatabase {
+        let database = try await PostgresStoreDatabase.open(url: url)
         usePostgres(database: database, keystore: keystore, urlMode: urlMode)
         return database
     }
 
-    /// Uses an already open ``PostgresDatabase`` for the trace, the budget, credentials and the payment journal.
-    public mutating func usePostgres(database: PostgresDatabase, keystore: EnvelopeKeystore = EnvelopeKeystore(),
+    /// Uses an already open ``PostgresStoreDatabase`` for the trace, the budget, credentials and the payment journal.
+    public mutating func usePostgres(database: PostgresStoreDatabase, keystore: EnvelopeKeystore = EnvelopeKeystore(),
                                      urlMode: PostgresTraceSink.URLMode = .raw) {
         traceSink = PostgresTraceSink(database: database, urlMode: urlMode)
         budgetStore = PostgresBudgetStore(database: database, keystore: keystore)
@@ -291,7 +291,7 @@ extension RouteweilerClient.Configuration {
         case .sqlite(let path):
             try useSQLite(path: path, keystore: keystore, urlMode: dropURLQueries ? .drop : .raw)
         case .postgres(let url):
-            let database = try await PostgresDatabase.open(url: url)
+            let database = try await PostgresStoreDatabase.open(url: url)
             usePostgres(database: database, keystore: keystore, urlMode: dropURLQueries ? .drop : .raw)
         }
     }

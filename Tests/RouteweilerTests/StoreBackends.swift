@@ -27,17 +27,17 @@ enum Backend: String, Sendable, CaseIterable, CustomTestStringConvertible {
 
     /// A fresh, empty schema in the test database, so parallel tests never see each other's rows.
     static func openPostgres(lockTimeout: TimeInterval = 10, maximumConnections: Int = 8) async throws
-        -> PostgresDatabase
+        -> PostgresStoreDatabase
     {
         guard let text = postgresURL else { throw ConfigurationError("ROUTEWEILER_TEST_POSTGRES_URL is not set") }
         var url = try PostgresURL(text)
         url.schema = "rwtest_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
-        return try await PostgresDatabase.open(url: url, lockTimeout: lockTimeout,
+        return try await PostgresStoreDatabase.open(url: url, lockTimeout: lockTimeout,
                                                maximumConnections: maximumConnections)
     }
 
     /// A direct connection to the schema of `database` (for holding locks in tests).
-    static func directConnection(to database: PostgresDatabase) async throws -> PostgresConnection {
+    static func directConnection(to database: PostgresStoreDatabase) async throws -> PostgresConnection {
         let url = database.url
         var config = PostgresConnection.Configuration(host: url.host, port: url.port, username: url.username,
                                                       password: url.password?.value, database: url.database,
@@ -71,7 +71,7 @@ struct StoreUnderTest: Sendable {
     /// The SQLite file (SQLite only).
     let path: String
     let keys: String
-    let postgres: PostgresDatabase?
+    let postgres: PostgresStoreDatabase?
 
     init(_ backend: Backend, name: String = "store", lockTimeout: TimeInterval = 10) async throws {
         self.backend = backend
@@ -138,7 +138,7 @@ struct StoreUnderTest: Sendable {
         // Opening again (as every process does on start) applies nothing twice.
         var url = db.url
         url.schema = db.url.schema
-        let again = try await PostgresDatabase.open(url: url)
+        let again = try await PostgresStoreDatabase.open(url: url)
         #expect(try await again.migrationVersions() == [1])
     }
 
@@ -147,9 +147,10 @@ struct StoreUnderTest: Sendable {
         guard let text = Backend.postgresURL else { return }
         var url = try PostgresURL(text)
         url.schema = "rwtest_mig_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(12)
+        let shared = url
         let opened = try await withThrowingTaskGroup(of: [Int].self) { group in
             for _ in 0..<8 {
-                group.addTask { try await PostgresDatabase.open(url: url, maximumConnections: 2).migrationVersions() }
+                group.addTask { try await PostgresStoreDatabase.open(url: shared, maximumConnections: 2).migrationVersions() }
             }
             return try await group.reduce(into: [[Int]]()) { $0.append($1) }
         }
@@ -178,7 +179,7 @@ struct StoreUnderTest: Sendable {
     @Test func anUnreachableServerIsAClearErrorWithoutThePassword() async throws {
         // Port 1 on loopback: nothing listens there.
         do {
-            _ = try await PostgresDatabase.open(url: "postgres://rw:hunter2@127.0.0.1:1/rw", connectTimeout: .seconds(5))
+            _ = try await PostgresStoreDatabase.open(url: "postgres://rw:hunter2@127.0.0.1:1/rw", connectTimeout: .seconds(5))
             Issue.record("expected PostgresStoreError")
         } catch let error as PostgresStoreError {
             #expect(error.message.contains("127.0.0.1:1") && !error.message.contains("hunter2"))
@@ -191,7 +192,7 @@ struct StoreUnderTest: Sendable {
         var url = try PostgresURL(text)
         url.password = Redacted("definitely-wrong-pw")
         do {
-            _ = try await PostgresDatabase.open(url: url)
+            _ = try await PostgresStoreDatabase.open(url: url)
             Issue.record("expected PostgresStoreError")
         } catch let error as PostgresStoreError {
             #expect(!error.message.contains("definitely-wrong-pw"))
