@@ -4,7 +4,7 @@ import Testing
 
 /// Credential store and payment journal behaviour, on every backend.
 @Suite struct StoreParityTests {
-    func credential(id: String, request: String = UUIDv7.make(), origin: String = "https://api.example",
+    func credential(id: String, request: String = UUIDv7.make(), origin: String = "https://api.example:443",
                     scope: String = "services:demo", expires: Date? = nil) -> StoredCredential {
         StoredCredential(id: id, rail: .l402, origin: origin, scope: scope, headerName: "Authorization",
                          headerValue: Redacted("L402 mac:\(id)"), expiresAt: expires, requestID: request,
@@ -18,12 +18,12 @@ import Testing
         let url = try #require(URL(string: "https://api.example/p/q"))
         #expect(try await store.credential(for: url, now: now) == nil)
         try await store.store(credential(id: "c1"))
-        try await store.store(credential(id: "c2", origin: "https://other.example"))
+        try await store.store(credential(id: "c2", origin: "https://other.example:443"))
         try await store.store(credential(id: "c3", expires: now.addingTimeInterval(-1)))
         // A second handle on the same store (another process) sees the same rows.
         let other = try backing.credentialStore()
         let found = try #require(try await other.credential(for: url, now: now))
-        #expect(found.id == "c1" && found.headerValue.value == "L402 mac:c1" && found.origin == "https://api.example")
+        #expect(found.id == "c1" && found.headerValue.value == "L402 mac:c1" && found.origin == "https://api.example:443")
         try await store.store(credential(id: "c1", scope: "path:/nothing"))  // replaced, no longer applies
         #expect(try await other.credential(for: url, now: now) == nil)
         try await store.store(credential(id: "c4"))
