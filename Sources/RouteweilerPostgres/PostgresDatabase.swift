@@ -260,33 +260,33 @@ public final class PostgresStoreDatabase: Sendable {
     /// Applies the missing migrations under a database-wide advisory lock, so processes starting together queue up
     /// and each version is applied exactly once.
     static func migrate(_ connection: PostgresConnection, schema: String) async throws {
-        try await connection.query("BEGIN", logger: logger)
+        try await execute(connection, "BEGIN")
+        try await execute(connection, "SET LOCAL lock_timeout = 0")  // wait for other starting processes
         do {
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("routeweiler-migrations:" + schema)))",
-                                       logger: logger)
-            try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
-            try await connection.query(PostgresQuery(unsafeSQL: """
+            try await execute(connection, "SELECT pg_advisory_xact_lock(hashtext(\("routeweiler-migrations:" + schema)))")
+            try await execute(connection, PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"))
+            try await execute(connection, PostgresQuery(unsafeSQL: """
                 CREATE TABLE IF NOT EXISTS \(schema).routeweiler_migrations(
                   version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
-                """), logger: logger)
+                """))
             var applied: Set<Int> = []
             for try await version in try await connection.query(
                 PostgresQuery(unsafeSQL: "SELECT version FROM \(schema).routeweiler_migrations"), logger: logger
             ).decode(Int.self) {
                 applied.insert(version)
             }
-            try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(schema)"), logger: logger)
+            try await execute(connection, PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(schema)"))
             for migration in migrations where !applied.contains(migration.version) {
                 for statement in migration.statements {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    try await execute(connection, PostgresQuery(unsafeSQL: statement))
                 }
-                try await connection.query(
-                    "INSERT INTO routeweiler_migrations(version, name) VALUES (\(migration.version), \(migration.name))",
-                    logger: logger)
+                try await execute(
+                    connection,
+                    "INSERT INTO routeweiler_migrations(version, name) VALUES (\(migration.version), \(migration.name))")
             }
-            try await connection.query("COMMIT", logger: logger)
+            try await execute(connection, "COMMIT")
         } catch {
-            try? await connection.query("ROLLBACK", logger: logger)
+            _ = try? await execute(connection, "ROLLBACK")
             throw error
         }
     }
@@ -319,15 +319,16 @@ public final class PostgresStoreDatabase: Sendable {
     /// The transaction is rolled back if `body` throws; the original error is rethrown.
     func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await run { connection in
-            try await connection.query("BEGIN", logger: Self.logger)
+            // Every statement's rows are consumed (`execute`), so a failure surfaces at that statement and not later.
+            try await Self.execute(connection, "BEGIN")
             let value: T
             do {
                 value = try await body(connection)
             } catch {
-                try? await connection.query("ROLLBACK", logger: Self.logger)
+                _ = try? await Self.execute(connection, "ROLLBACK")
                 throw error
             }
-            try await connection.query("COMMIT", logger: Self.logger)
+            try await Self.execute(connection, "COMMIT")
             return value
         }
     }

@@ -410,7 +410,8 @@ private func mode(_ path: String) throws -> Int {
             // Another machine holding the envelope row (a reservation in progress that does not finish).
             let other = try await Backend.directConnection(to: try #require(f.backing.postgres))
             try await other.query("BEGIN", logger: Self.logger)
-            try await other.query("SELECT * FROM envelopes WHERE id = 'env-1' FOR UPDATE", logger: Self.logger)
+            for try await _ in try await other.query("SELECT * FROM envelopes WHERE id = 'env-1' FOR UPDATE",
+                                                     logger: Self.logger) {}
             try await expectBusy(f)
             try await other.query("ROLLBACK", logger: Self.logger)
             try await other.close()
