@@ -57,6 +57,9 @@ public final class PostgresTraceSink: TraceSink {
         return try payloads.map { try decoder.decode(TraceEvent.self, from: Data($0.utf8)) }
     }
 
+    /// The most recent calls, newest first (the `TraceSink.recentEvents(limit:)` of newer protocol versions).
+    public func recentEvents(limit: Int) async throws -> [TraceEvent] { try await events(limit: limit) }
+
     /// The number of rows in `trace_events`.
     public func count() async throws -> Int {
         try await database.run { c in
