@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "RouteweilerWire", targets: ["RouteweilerWire"]),
         .library(name: "Routeweiler", targets: ["Routeweiler"]),
         .library(name: "RouteweilerSQLite", targets: ["RouteweilerSQLite"]),
+        .library(name: "RouteweilerPostgres", targets: ["RouteweilerPostgres"]),
         .library(name: "LNDClient", targets: ["LNDClient"]),
         .library(name: "RouteweilerL402", targets: ["RouteweilerL402"]),
         .library(name: "RouteweilerX402", targets: ["RouteweilerX402"]),
@@ -42,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -87,6 +89,18 @@ let package = Package(
             dependencies: [
                 "Routeweiler",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "RouteweilerPostgres",
+            dependencies: [
+                "Routeweiler",
+                "RouteweilerSQLite",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -145,6 +159,7 @@ let package = Package(
                 "Routeweiler",
                 "RouteweilerWire",
                 "RouteweilerSQLite",
+                "RouteweilerPostgres",
                 "RouteweilerL402",
                 "RouteweilerX402",
                 "LNDClient",
@@ -167,11 +182,13 @@ let package = Package(
                 "Routeweiler",
                 "RouteweilerWire",
                 "RouteweilerSQLite",
+                "RouteweilerPostgres",
                 "RouteweilerL402",
                 "RouteweilerX402",
                 "LNDClient",
                 "RouteweilerTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
@@ -201,6 +218,7 @@ let package = Package(
                 "Routeweiler",
                 "RouteweilerL402",
                 "RouteweilerSQLite",
+                "RouteweilerPostgres",
                 "RouteweilerWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "MCP", package: "swift-sdk"),

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
 import Routeweiler
+import RouteweilerPostgres
 import RouteweilerSQLite
 
-/// `routeweiler budget create|show|list`: budget envelopes in the trace database (SPEC §10).
+/// `routeweiler budget create|show|list`: budget envelopes in the trace database or a PostgreSQL store (SPEC §10).
 struct BudgetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "budget",
@@ -16,21 +17,24 @@ struct BudgetCommand: AsyncParsableCommand {
         @Option(name: .customLong("db"), help: "The SQLite database (the trace database by default).")
         var db: String = "./routeweiler-traces.db"
 
+        @Option(name: .customLong("store"), help: StoreOptions.storeHelp)
+        var store: String?
+
         @Option(name: .customLong("keystore"), help: "Directory of envelope signing keys (default ~/.routeweiler/keys).")
         var keystore: String?
 
         @Option(name: .customLong("busy-timeout"), help: .hidden)
         var busyTimeout: Double = 10
 
-        /// Opens the store; with `mustExist`, refuses to create a new database file.
-        func open(mustExist: Bool) throws -> SQLiteBudgetStore {
-            if mustExist, !FileManager.default.fileExists(atPath: db) {
-                printError("error: no database at \(db)")
-                throw ExitCode(ExitCodes.configuration)
-            }
-            return try BudgetCommand.runSync { () throws -> SQLiteBudgetStore in
-                try SQLiteBudgetStore(path: db, keystore: EnvelopeKeystore(directory: keystore), busyTimeout: busyTimeout)
-            }
+        /// `--store`, or the `--db` SQLite file.
+        func location() throws -> StoreLocation {
+            try StoreOptions.location(store: store, sqlitePath: db) ?? .sqlite(path: db)
+        }
+
+        /// Opens the store; with `mustExist`, refuses to create a new SQLite database file.
+        func open(mustExist: Bool) async throws -> any CLIBudgetStore {
+            try await StoreOptions.openBudgetStore(try location(), keystore: keystore, busyTimeout: busyTimeout,
+                                                   mustExist: mustExist)
         }
     }
 
@@ -40,7 +44,7 @@ struct BudgetCommand: AsyncParsableCommand {
         case is ConfigurationError, is UnknownCurrencyError, is EnvelopeNotFoundError, is EnvelopeExistsError,
             is KeystoreAlreadyExistsError, is KeystoreNotFoundError, is ValidationError:
             return ExitCodes.configuration
-        case is StoreBusyError, is ReceiptVerificationError:
+        case is StoreBusyError, is ReceiptVerificationError, is PostgresStoreError:
             return 1
         default:
             return ExitCodes.code(for: error)
@@ -114,7 +118,7 @@ struct BudgetCommand: AsyncParsableCommand {
                     id: id, capMinorUnits: cap, capCurrency: try Currency(envelopeCode: currency),
                     allowedRails: railList, ttlSeconds: ttl, ownerAgentID: owner)
                 try spec.validate()
-                let store = try store.open(mustExist: false)
+                let store = try await store.open(mustExist: false)
                 return try await store.createEnvelope(spec, now: Date())
             }
             if json {
@@ -144,7 +148,7 @@ struct BudgetCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let store = try store.open(mustExist: true)
+            let store = try await store.open(mustExist: true)
             let (record, balance, draws, failures) = try await BudgetCommand.run {
                 () async throws -> (EnvelopeRecord, EnvelopeBalance, [DrawRecord], [(drawID: String, reason: String)]) in
                 guard let record = try await store.envelope(id: id) else { throw EnvelopeNotFoundError(envelopeID: id) }
@@ -193,7 +197,7 @@ struct BudgetCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let store = try store.open(mustExist: true)
+            let store = try await store.open(mustExist: true)
             let rows = try await BudgetCommand.run { () async throws -> [(EnvelopeRecord, EnvelopeBalance)] in
                 var rows: [(EnvelopeRecord, EnvelopeBalance)] = []
                 for record in try await store.envelopes() {
@@ -218,6 +222,7 @@ struct BudgetCommand: AsyncParsableCommand {
     // MARK: stress (hidden, for cross-process tests)
 
     /// Runs `count` reserve+settle cycles with `concurrency` tasks in flight; prints `{"exceeded":…,"succeeded":…}`.
+    /// With `--trace`, every cycle also records one trace row (a call) in the same store.
     struct Stress: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "stress", abstract: "Reserve and settle concurrently (test helper).", shouldDisplay: false)
@@ -229,28 +234,44 @@ struct BudgetCommand: AsyncParsableCommand {
         @Option(name: .customLong("count")) var count: Int = 100
         @Option(name: .customLong("concurrency")) var concurrency: Int = 8
         @Option(name: .customLong("rail")) var rail: String = "l402"
+        @Flag(name: .customLong("trace")) var trace = false
+
+        enum Outcome: Sendable { case succeeded, exceeded, failed(String) }
 
         func run() async throws {
-            let store = try store.open(mustExist: true)
+            let store = try await store.open(mustExist: true)
+            let sink: (any TraceSink)? = trace ? try await StoreOptions.openTrace(try self.store.location()) : nil
             let amount = self.amount, id = self.id, rail = RailID(self.rail)
-            enum Outcome: Sendable { case succeeded, exceeded, failed(String) }
             var succeeded = 0, exceeded = 0
             var errors: [String] = []
             try await withThrowingTaskGroup(of: Outcome.self) { group in
                 func add() {
                     group.addTask {
                         let key = UUIDv7.make()
+                        let start = Date()
+                        var outcome: Outcome
+                        var drawID: String?
                         do {
                             let receipt = try await store.reserve(
                                 envelopeID: id, requestID: key, idempotencyKey: key, amountMinorUnits: amount,
                                 rail: rail, lease: .seconds(150), now: Date())
+                            drawID = receipt.receiptId
                             try await store.settle(drawID: receipt.receiptId, amountMinorUnits: amount, now: Date())
-                            return .succeeded
+                            outcome = .succeeded
                         } catch is BudgetExceededError {
-                            return .exceeded
+                            outcome = .exceeded
                         } catch {
-                            return .failed("\(error)")
+                            outcome = .failed("\(error)")
                         }
+                        if let sink {
+                            do {
+                                try await sink.record(Self.event(key: key, envelope: id, rail: rail, amount: amount,
+                                                                 drawID: drawID, outcome: outcome, start: start))
+                            } catch {
+                                outcome = .failed("trace: \(error)")
+                            }
+                        }
+                        return outcome
                     }
                 }
                 var started = 0
@@ -267,6 +288,29 @@ struct BudgetCommand: AsyncParsableCommand {
             print(jsonText(["succeeded": succeeded, "exceeded": exceeded, "errors": errors.count]))
             for e in errors.prefix(5) { printError("error: \(e)") }
             if !errors.isEmpty { throw ExitCode(1) }
+        }
+
+        /// One trace row for one stress call.
+        static func event(key: String, envelope: String, rail: RailID, amount: Int64, drawID: String?,
+                          outcome: Outcome, start: Date) -> TraceEvent {
+            var paid = false, refused = false, failure = ""
+            switch outcome {
+            case .succeeded: paid = true
+            case .exceeded: refused = true
+            case .failed(let message): failure = message
+            }
+            var event = TraceEvent(
+                requestId: key, agentId: "stress", envelopeId: envelope, policyHash: RouteweilerClient.defaultPolicyHash,
+                method: "POST", url: "stress://\(envelope)", challenge: nil, selectedRail: paid ? rail : nil,
+                fallbackFrom: nil, facilitator: nil, fundingSource: nil, payment: nil,
+                outcome: .init(httpStatus: paid ? 200 : nil, serviceDelivered: paid, serviceLatencyMs: 0,
+                               error: refused ? .init(code: "BudgetExceededError", message: "budget exceeded")
+                                   : paid ? nil : .init(code: "StressError", message: failure)),
+                timestampStart: start, timestampEnd: Date())
+            event.reservation = .init(envelopeId: envelope, drawId: drawID, currency: "usd",
+                                      reservedMinorUnits: drawID == nil ? nil : amount,
+                                      settledMinorUnits: paid ? amount : nil, state: paid ? "settled" : "none")
+            return event
         }
     }
 }

@@ -23,6 +23,9 @@ struct GetCommand: AsyncParsableCommand {
     @Option(name: .customLong("trace-db"), help: "SQLite trace database (one row per call).")
     var traceDB: String?
 
+    @Option(name: .customLong("store"), help: StoreOptions.storeHelp)
+    var store: String?
+
     @Option(name: .customLong("max-sats"), help: "Refuse invoices dearer than this many sats.")
     var maxSats: UInt64?
 
@@ -111,8 +114,8 @@ struct GetCommand: AsyncParsableCommand {
     func fetch(funding: [any FundingSource], method: HTTPRequest.Method, fields: HTTPFields, body: [UInt8]?) async throws {
         var config = RouteweilerClient.Configuration(funding: funding)
         let database = traceDB ?? (budget != nil ? "./routeweiler-traces.db" : nil)
-        if let database {
-            try config.useSQLite(path: database, keystore: keystore.map { EnvelopeKeystore(directory: $0) } ?? EnvelopeKeystore())
+        if let location = try StoreOptions.location(store: store, sqlitePath: database) {
+            try await StoreOptions.configure(&config, location: location, keystore: keystore)
         }
         if let budget { config.budget = .envelope(id: budget) }
         if let policy {

@@ -10,6 +10,9 @@ struct TraceCommand: AsyncParsableCommand {
     @Option(name: .customLong("trace-db"), help: "The SQLite trace database.")
     var traceDB: String = "./routeweiler-traces.db"
 
+    @Option(name: .customLong("store"), help: StoreOptions.storeHelp)
+    var store: String?
+
     @Option(name: .customLong("limit"), help: "How many rows.")
     var limit: Int = 50
 
@@ -17,12 +20,9 @@ struct TraceCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        guard FileManager.default.fileExists(atPath: traceDB) else {
-            printError("error: no trace database at \(traceDB)")
-            throw ExitCode(ExitCodes.configuration)
-        }
-        let sink = try SQLiteTraceSink(path: traceDB)
-        let events = try await sink.events(limit: limit)
+        let location = try StoreOptions.location(store: store, sqlitePath: traceDB) ?? .sqlite(path: traceDB)
+        let sink = try await StoreOptions.openTrace(location)
+        let events = try await StoreOptions.guardedAsync { try await sink.events(limit: limit) }
         for e in events {
             if json {
                 print(try e.payloadJSON())

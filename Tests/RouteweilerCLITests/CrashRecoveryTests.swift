@@ -3,6 +3,7 @@ import GRDB
 import LNDClient
 import Routeweiler
 import RouteweilerL402
+import RouteweilerPostgres
 import RouteweilerSQLite
 import RouteweilerTesting
 import Testing
@@ -10,7 +11,8 @@ import Testing
 /// A child `routeweiler get` is SIGKILLed after LND accepted its payment and before it settled the draw; the next
 /// start asks LND (TrackPaymentV2), settles the reservation, keeps the preimage and reuses the token.
 @Suite(.serialized) struct CrashRecoveryTests {
-    @Test func aProcessKilledMidPaymentIsRecoveredOnTheNextStart() async throws {
+    @Test(arguments: CLIBackend.available)
+    func aProcessKilledMidPaymentIsRecoveredOnTheNextStart(_ backend: CLIBackend) async throws {
         let network = FakeLightningNetwork()
         try await FakeLND.withFakeLND(network: network) { lnd in
             try await FakePaywall.withPaywall(network: network) { paywall in
@@ -19,7 +21,15 @@ import Testing
                 let cert = temporaryPath("tls.cert"), mac = temporaryPath("admin.macaroon")
                 try lnd.certificatePEM.write(toFile: cert, atomically: true, encoding: .utf8)
                 try Data(lnd.macaroonBytes).write(to: URL(fileURLWithPath: mac))
-                let store = try SQLiteBudgetStore(path: db, keystore: EnvelopeKeystore(directory: keys))
+                // The store: the SQLite file, or a fresh PostgreSQL schema shared by the child and this process.
+                let storeURL = backend == .sqlite ? db : backend.freshStore()
+                let postgres: PostgresStoreDatabase? = backend == .postgres
+                    ? try await PostgresStoreDatabase.open(url: storeURL) : nil
+                let store: any BudgetStore = try postgres.map {
+                    PostgresBudgetStore(database: $0, keystore: EnvelopeKeystore(directory: keys))
+                } ?? SQLiteBudgetStore(path: db, keystore: EnvelopeKeystore(directory: keys))
+                let journal: any PaymentJournal = try postgres.map { PostgresPaymentJournal(database: $0) }
+                    ?? SQLitePaymentJournal(path: db)
                 _ = try await store.createEnvelope(
                     BudgetEnvelope(id: "crash", capMinorUnits: 100, capCurrency: .usd, allowedRails: [.l402],
                                    ttlSeconds: 3600), now: Date())
@@ -30,7 +40,7 @@ import Testing
                 child.executableURL = CLIRun.binary
                 child.arguments = [
                     "get", paywall.url("/protected"), "--lnd-host", "127.0.0.1:\(lnd.port)", "--tls-cert", cert,
-                    "--macaroon", mac, "--trace-db", db, "--budget", "crash", "--keystore", keys,
+                    "--macaroon", mac, "--store", storeURL, "--budget", "crash", "--keystore", keys,
                     "--btc-price", "usd=60000",
                 ]
                 child.standardOutput = FileHandle.nullDevice
@@ -51,11 +61,7 @@ import Testing
                 #expect(child.terminationReason == .uncaughtSignal)
 
                 // The intent was written before paying, and the reservation is still held.
-                let dbq = try DatabaseQueue(path: db)
-                let pendingBefore = try await dbq.read {
-                    try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM payment_intents WHERE state = 'pending'")
-                }
-                #expect(pendingBefore == 1)
+                #expect(try await journal.pending().count == 1)
                 #expect(try await store.balance(envelopeID: "crash").reservedMinorUnits == 1)
                 #expect(try await store.sweepExpired(now: Date().addingTimeInterval(86_400)) == 0)
 
@@ -66,7 +72,11 @@ import Testing
                 try await LNDClient.withClient(configuration: lnd.clientConfiguration) { client in
                     let source = try await LightningFundingSource.create(lnd: client, network: .bitcoinRegtest)
                     var config = RouteweilerClient.Configuration(funding: [source])
-                    try config.useSQLite(path: db, keystore: EnvelopeKeystore(directory: keys))
+                    if let postgres {
+                        config.usePostgres(database: postgres, keystore: EnvelopeKeystore(directory: keys))
+                    } else {
+                        try config.useSQLite(path: db, keystore: EnvelopeKeystore(directory: keys))
+                    }
                     config.budget = .envelope(id: "crash")
                     config.fmvProvider = StaticFmvProvider(btcPrices: [.usd: 60_000])
                     try await RouteweilerClient.withClient(configuration: config) { rw in
@@ -74,10 +84,13 @@ import Testing
                         let balance = try await store.balance(envelopeID: "crash")
                         #expect(balance.reservedMinorUnits == 0)
                         #expect(balance.settledMinorUnits == 1)
-                        let proof = try await dbq.read {
-                            try String.fetchOne($0, sql: "SELECT proof FROM payment_intents WHERE state = 'succeeded'")
+                        let intents: [(id: String, state: String, proof: String?)]
+                        if let postgres {
+                            intents = try await PostgresPaymentJournal(database: postgres).all()
+                        } else {
+                            intents = try await SQLitePaymentJournal(path: db).all()
                         }
-                        #expect(proof?.count == 64)
+                        #expect(intents.first { $0.state == "succeeded" }?.proof?.count == 64)
                         let response = try await rw.get(paywall.url("/protected"))
                         #expect(response.status == .ok)
                         #expect(response.payment == nil)

@@ -1,25 +1,26 @@
 import Foundation
 import GRDB
+import Logging
+import PostgresNIO
 import Routeweiler
 import RouteweilerSQLite
 import Testing
 
-/// One temp directory per test: the database file and the keystore directory live inside it.
+/// One isolated store per test (an SQLite file in a temp directory, or a fresh PostgreSQL schema) and a keystore
+/// directory.
 private struct BudgetFixture {
-    let db: String
-    let keys: String
-    let store: SQLiteBudgetStore
+    let backing: StoreUnderTest
+    let store: any InspectableBudgetStore
+    var keys: String { backing.keys }
 
-    init(busyTimeout: TimeInterval = 10) throws {
-        db = temporaryDatabasePath("budget")
-        keys = (URL(fileURLWithPath: db).deletingLastPathComponent().path as NSString).appendingPathComponent("keys")
-        store = try SQLiteBudgetStore(path: db, keystore: EnvelopeKeystore(directory: keys), busyTimeout: busyTimeout)
+    init(_ backend: Backend, busyTimeout: TimeInterval = 10) async throws {
+        backing = try await StoreUnderTest(backend, name: "budget", lockTimeout: busyTimeout)
+        store = try backing.budgetStore(busyTimeout: busyTimeout)
     }
 
-    /// A second connection to the same file, for hand edits.
-    func sql(_ statement: String, _ arguments: StatementArguments = []) async throws {
-        let queue = try DatabaseQueue(path: db)
-        try await queue.write { try $0.execute(sql: statement, arguments: arguments) }
+    /// A second connection to the same store, for hand edits (`?` placeholders).
+    func sql(_ statement: String, _ arguments: [String] = []) async throws {
+        try await backing.sql(statement, arguments)
     }
 
     func keyPath(_ id: String) -> String { (keys as NSString).appendingPathComponent("env_\(id).ed25519") }
@@ -48,8 +49,8 @@ private func mode(_ path: String) throws -> Int {
 @Suite struct BudgetStoreTests {
     // MARK: create / show
 
-    @Test func createStoresTheEnvelopeAndA0600Key() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func createStoresTheEnvelopeAndA0600Key(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         let record = try await f.create(cap: 500, ttl: 60)
         #expect(record.capMinorUnits == 500 && record.capCurrency == .usd && record.status == .active)
         #expect(record.allowedRails == [.l402, .x402])
@@ -68,8 +69,8 @@ private func mode(_ path: String) throws -> Int {
         #expect(Data(base64Encoded: record.counterPublicKey)?.count == 32)
     }
 
-    @Test func duplicateIDIsRefusedAndKeepsTheFirstKey() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func duplicateIDIsRefusedAndKeepsTheFirstKey(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         let first = try await f.create()
         await #expect(throws: EnvelopeExistsError.self) { try await f.create(cap: 5) }
         #expect(try EnvelopeKeystore(directory: f.keys).publicKeyBase64(envelopeID: "env-1") == first.counterPublicKey)
@@ -81,15 +82,15 @@ private func mode(_ path: String) throws -> Int {
         #expect(try await f.store.envelopes().count == 2)
     }
 
-    @Test func anOrphanKeyFileRefusesCreationWithoutARow() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func anOrphanKeyFileRefusesCreationWithoutARow(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try EnvelopeKeystore(directory: f.keys).create(envelopeID: "orphan")
         await #expect(throws: KeystoreAlreadyExistsError.self) { try await f.create("orphan") }
         #expect(try await f.store.envelope(id: "orphan") == nil)
     }
 
-    @Test func createIfAbsentIsRaceFree() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func createIfAbsentIsRaceFree(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         let spec = BudgetEnvelope(id: "shared", capMinorUnits: 10, capCurrency: .usd, allowedRails: [.l402], ttlSeconds: 60)
         let created = try await withThrowingTaskGroup(of: Bool.self) { group in
             for _ in 0..<20 { group.addTask { try await f.store.createEnvelopeIfAbsent(spec, now: t0) } }
@@ -100,8 +101,8 @@ private func mode(_ path: String) throws -> Int {
         #expect(try EnvelopeKeystore(directory: f.keys).publicKeyBase64(envelopeID: "shared") == record.counterPublicKey)
     }
 
-    @Test func badSpecsAreRejectedBeforeAnyKeyIsWritten() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func badSpecsAreRejectedBeforeAnyKeyIsWritten(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         #expect(throws: UnknownCurrencyError.self) { try Currency(envelopeCode: "xyz") }
         #expect(throws: UnknownCurrencyError.self) { try Currency(envelopeCode: "chf") }
         for (cap, ttl) in [(Int64(0), Int64(60)), (-5, 60), (10, 0), (10, -1)] {
@@ -118,8 +119,8 @@ private func mode(_ path: String) throws -> Int {
 
     // MARK: reserve
 
-    @Test func reserveUnderCapThenExceededWithTheSpecMessage() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func reserveUnderCapThenExceededWithTheSpecMessage(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create(cap: 100)
         let receipt = try await f.reserve(amount: 60)
         #expect(receipt.amountReservedMinorUnits == 60 && receipt.amountReservedCurrency == .usd)
@@ -139,8 +140,8 @@ private func mode(_ path: String) throws -> Int {
         #expect(try await f.store.balance(envelopeID: "env-1").remainingMinorUnits == 0)
     }
 
-    @Test func badReservationsAreRefused() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func badReservationsAreRefused(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create(rails: [.l402])
         await #expect(throws: ConfigurationError.self) { try await f.reserve(amount: 0) }
         await #expect(throws: ConfigurationError.self) { try await f.reserve(amount: -3) }
@@ -151,8 +152,8 @@ private func mode(_ path: String) throws -> Int {
         #expect(try await f.store.draws(envelopeID: "env-1").isEmpty)
     }
 
-    @Test func aMissingKeyLeavesNoReservation() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func aMissingKeyLeavesNoReservation(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create()
         try FileManager.default.removeItem(atPath: f.keyPath("env-1"))
         await #expect(throws: KeystoreNotFoundError.self) { try await f.reserve(amount: 5) }
@@ -160,8 +161,8 @@ private func mode(_ path: String) throws -> Int {
         #expect(try await f.store.balance(envelopeID: "env-1").reservedMinorUnits == 0)
     }
 
-    @Test func idempotentReplayIsByteIdenticalAlsoAfterRelease() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func idempotentReplayIsByteIdenticalAlsoAfterRelease(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create()
         let first = try await f.reserve(key: "k1", amount: 7)
         let again = try await f.reserve(key: "k1", amount: 99, now: t0.addingTimeInterval(5))
@@ -175,8 +176,8 @@ private func mode(_ path: String) throws -> Int {
         try await f.store.verify(afterRelease)
     }
 
-    @Test func concurrentReplaysOfOneKeyMakeOneRow() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func concurrentReplaysOfOneKeyMakeOneRow(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create()
         let receipts = try await withThrowingTaskGroup(of: DrawReceipt.self) { group in
             for _ in 0..<200 { group.addTask { try await f.reserve(key: "same", amount: 3) } }
@@ -187,8 +188,8 @@ private func mode(_ path: String) throws -> Int {
         #expect(try await f.store.balance(envelopeID: "env-1").reservedMinorUnits == 3)
     }
 
-    @Test func hardCapHoldsUnder240ConcurrentReservations() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func hardCapHoldsUnder240ConcurrentReservations(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create(cap: 120)
         let results = await withTaskGroup(of: Result<DrawReceipt, any Error>.self) { group in
             for _ in 0..<240 {
@@ -217,8 +218,8 @@ private func mode(_ path: String) throws -> Int {
 
     // MARK: settle / release / sweep
 
-    @Test func sweepReleasesExpiredLeasesOnly() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func sweepReleasesExpiredLeasesOnly(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create(cap: 100)
         let short = try await f.reserve(amount: 10, lease: .seconds(10))
         _ = try await f.reserve(amount: 20, lease: .seconds(100))
@@ -233,8 +234,8 @@ private func mode(_ path: String) throws -> Int {
         #expect(try await f.store.sweepExpired(now: t0.addingTimeInterval(101)) == 1)
     }
 
-    @Test func sweepKeepsADrawWithAPendingPaymentIntent() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func sweepKeepsADrawWithAPendingPaymentIntent(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create()
         let held = try await f.reserve(amount: 5, lease: .seconds(10))
         let free = try await f.reserve(amount: 6, lease: .seconds(10))
@@ -253,8 +254,8 @@ private func mode(_ path: String) throws -> Int {
         #expect(states[held.receiptId] == .rolledBack)
     }
 
-    @Test func settleAfterSweepRevivesTheDraw() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func settleAfterSweepRevivesTheDraw(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create(cap: 10)
         let r = try await f.reserve(amount: 8, lease: .seconds(1))
         #expect(try await f.store.sweepExpired(now: t0.addingTimeInterval(2)) == 1)
@@ -273,8 +274,8 @@ private func mode(_ path: String) throws -> Int {
         }
     }
 
-    @Test func settleAndReleaseTransitions() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func settleAndReleaseTransitions(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create()
         let r = try await f.reserve(amount: 10)
         try await f.store.settle(drawID: r.receiptId, amountMinorUnits: 7, now: t0)
@@ -298,8 +299,8 @@ private func mode(_ path: String) throws -> Int {
 
     // MARK: envelope state and clock
 
-    @Test func frozenAndRevokedEnvelopesRefuseDraws() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func frozenAndRevokedEnvelopesRefuseDraws(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create()
         for status in ["frozen", "revoked", "expired"] {
             try await f.sql("UPDATE envelopes SET status = ? WHERE id = 'env-1'", [status])
@@ -313,8 +314,8 @@ private func mode(_ path: String) throws -> Int {
         #expect(try await f.store.draws(envelopeID: "env-1").isEmpty)
     }
 
-    @Test func clockSkewAroundTheTTL() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func clockSkewAroundTheTTL(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         let record = try await f.create(ttl: 60)
         _ = try await f.reserve(now: record.expiresAt.addingTimeInterval(-0.001))
         _ = try await f.reserve(now: record.createdAt.addingTimeInterval(-30))  // a clock behind creation still works
@@ -325,8 +326,8 @@ private func mode(_ path: String) throws -> Int {
 
     // MARK: receipts
 
-    @Test func receiptsVerifyAndTamperingFailsLoudly() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func receiptsVerifyAndTamperingFailsLoudly(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create("env-1")
         try await f.create("env-2")
         let receipt = try await f.reserve(amount: 12)
@@ -368,8 +369,8 @@ private func mode(_ path: String) throws -> Int {
         await #expect(throws: ReceiptVerificationError.self) { try await f.store.verify(resigned) }
     }
 
-    @Test func handEditedRowsAreDetected() async throws {
-        let f = try BudgetFixture()
+    @Test(arguments: Backend.available) func handEditedRowsAreDetected(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend)
         try await f.create()
         let good = try await f.reserve(amount: 2)
         let edited = try await f.reserve(amount: 50)
@@ -393,21 +394,42 @@ private func mode(_ path: String) throws -> Int {
 
     // MARK: locking
 
-    @Test func aLockHeldBeyondTheBusyTimeoutIsAClearError() async throws {
-        let f = try BudgetFixture(busyTimeout: 0.2)
+    @Test(arguments: Backend.available)
+    func aLockHeldBeyondTheBusyTimeoutIsAClearError(_ backend: Backend) async throws {
+        let f = try await BudgetFixture(backend, busyTimeout: 0.2)
         try await f.create()
-        var lockConfig = Configuration()
-        lockConfig.allowsUnsafeTransactions = true  // keep the EXCLUSIVE transaction open across accesses
-        let other = try DatabaseQueue(path: f.db, configuration: lockConfig)
-        try await other.writeWithoutTransaction { try $0.execute(sql: "BEGIN EXCLUSIVE") }
+        switch backend {
+        case .sqlite:
+            var lockConfig = Configuration()
+            lockConfig.allowsUnsafeTransactions = true  // keep the EXCLUSIVE transaction open across accesses
+            let other = try DatabaseQueue(path: f.backing.path, configuration: lockConfig)
+            try await other.writeWithoutTransaction { try $0.execute(sql: "BEGIN EXCLUSIVE") }
+            try await expectBusy(f)
+            try await other.writeWithoutTransaction { try $0.execute(sql: "ROLLBACK") }
+        case .postgres:
+            // Another machine holding the envelope row (a reservation in progress that does not finish).
+            let other = try await Backend.directConnection(to: try #require(f.backing.postgres))
+            try await other.query("BEGIN", logger: Self.logger)
+            for try await _ in try await other.query("SELECT * FROM envelopes WHERE id = 'env-1' FOR UPDATE",
+                                                     logger: Self.logger) {}
+            try await expectBusy(f)
+            try await other.query("ROLLBACK", logger: Self.logger)
+            try await other.close()
+        }
+        _ = try await f.reserve(amount: 1)
+        #expect(try await f.store.draws(envelopeID: "env-1").count == 1)
+    }
+
+    static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    private func expectBusy(_ f: BudgetFixture) async throws {
         do {
             _ = try await f.reserve(amount: 1)
             Issue.record("expected StoreBusyError")
         } catch let error as StoreBusyError {
             #expect(error.message.contains("locked"))
+            #expect(!error.message.contains("routeweiler-test"))  // the test server's password
         }
-        try await other.writeWithoutTransaction { try $0.execute(sql: "ROLLBACK") }
-        _ = try await f.reserve(amount: 1)
-        #expect(try await f.store.draws(envelopeID: "env-1").count == 1)
+        #expect(try await f.store.draws(envelopeID: "env-1").isEmpty)
     }
 }

@@ -28,12 +28,15 @@ import Testing
         return (db, URL(fileURLWithPath: db).deletingLastPathComponent().appendingPathComponent("keys").path)
     }
 
-    @Test func aBudgetCapsConcurrentPaidCallsExactly() async throws {
+    @Test(arguments: Backend.available) func aBudgetCapsConcurrentPaidCallsExactly(_ backend: Backend) async throws {
         try await Stack.run { stack in
-            let (db, keys) = dirs()
+            let backing = try await StoreUnderTest(backend, name: "money")
             let envelope = BudgetEnvelope(id: "cap-50", capMinorUnits: 50, capCurrency: .usd, allowedRails: [.l402],
                                           ttlSeconds: 3600)
-            var config = try sqliteConfig(stack, db: db, keys: keys, envelope: envelope)
+            var config = stack.configuration()
+            try backing.configure(&config)
+            config.fmvProvider = Self.fmv
+            config.budget = .create(envelope)
             config.reuseCredentials = false
             let outcomes = try await RouteweilerClient.withClient(configuration: config) { rw in
                 try await withThrowingTaskGroup(of: String.self) { group in
@@ -57,13 +60,14 @@ import Testing
             #expect(outcomes["paid"] == 50, "\(outcomes)")
             #expect(outcomes["exceeded"] == 150, "\(outcomes)")
             #expect(stack.lnd.paymentCount == 50)
-            let store = try SQLiteBudgetStore(path: db, keystore: EnvelopeKeystore(directory: keys))
+            let store = try backing.budgetStore()
             let balance = try await store.balance(envelopeID: "cap-50")
             #expect(balance.settledMinorUnits == 50)
             #expect(balance.reservedMinorUnits == 0)
             #expect(balance.remainingMinorUnits == 0)
-            let sink = try SQLiteTraceSink(path: db)
+            let sink = try backing.traceSink()
             #expect(try await sink.count() == 200)
+            #expect(try await store.unverifiedDraws(envelopeID: "cap-50").isEmpty)
             let events = try await sink.events(limit: 200)
             let paid = events.filter { $0.payment != nil }
             #expect(paid.count == 50)

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import PostgresNIO
 import Routeweiler
 import RouteweilerSQLite
 import Testing
@@ -71,22 +72,58 @@ func temporaryDatabasePath(_ name: String = "trace") -> String {
         #expect(backJSON == [original], "\(backJSON) vs \(original)")
     }
 
-    @Test func dropModeStripsQueries() async throws {
-        let sink = try SQLiteTraceSink(path: temporaryDatabasePath(), urlMode: .drop)
+    @Test(arguments: Backend.available) func dropModeStripsQueries(_ backend: Backend) async throws {
+        let sink = try await StoreUnderTest(backend).traceSink(dropQueries: true)
         try await sink.record(event())
-        let back = try #require(try await sink.events().first)
+        let back = try #require(try await sink.events(limit: 100).first)
         #expect(back.challenge?.resource.url == "http://h/p")
         #expect(back.challenge?.resource.urlEncoding == "drop")
         #expect(back.url == "http://h/p")
     }
 
-    @Test func manyConcurrentWritersKeepEveryRow() async throws {
-        let sink = try SQLiteTraceSink(path: temporaryDatabasePath())
+    @Test(arguments: Backend.available) func manyConcurrentWritersKeepEveryRow(_ backend: Backend) async throws {
+        let sink = try await StoreUnderTest(backend).traceSink()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<100 { group.addTask { try await sink.record(self.event(paid: false)) } }
             try await group.waitForAll()
         }
         #expect(try await sink.count() == 100)
+    }
+
+    @Test(.disabled(if: Backend.postgresURL == nil, Backend.skipNote))
+    func postgresWritesOneRowWithTheSpecColumnsAndPayload() async throws {
+        let store = try await StoreUnderTest(.postgres)
+        let database = try #require(store.postgres)
+        let sink = try store.traceSink()
+        let e = event()
+        try await sink.record(e)
+        try await sink.record(e)  // duplicate request id: ignored
+        #expect(try await sink.count() == 1)
+        let connection = try await Backend.directConnection(to: database)
+        defer { Task { try? await connection.close() } }
+        let logger = BudgetStoreTests.logger
+        var rows: [PostgresRandomAccessRow] = []
+        for try await row in try await connection.query(
+            "SELECT selected_rail, amount_native, service_delivered, shipped_at, ts_start, ts_end, payload FROM trace_events",
+            logger: logger) { rows.append(row.makeRandomAccess()) }
+        let r = try #require(rows.first)
+        #expect(try r["selected_rail"].decode(String?.self) == "l402")
+        #expect(try r["amount_native"].decode(String?.self) == "21")
+        #expect(try r["service_delivered"].decode(Int32.self) == 1)
+        #expect(try r["shipped_at"].decode(String?.self) == nil)
+        #expect(try r["ts_start"].decode(String.self) == "2023-11-14T22:13:20.000120+00:00")
+        #expect(try r["ts_end"].decode(String.self) == "2023-11-14T22:13:21+00:00")
+        #expect(try r["payload"].decode(String.self) == (try e.payloadJSON()))
+        var tables: [String] = []
+        for try await name in try await connection.query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = \(database.url.schema)",
+            logger: logger).decode(String.self) { tables.append(name) }
+        for t in ["credentials", "draws", "envelope_fmv_snapshots", "envelopes", "payment_intents", "trace_events",
+                  "routeweiler_migrations"] {
+            #expect(tables.contains(t))
+        }
+        let back = try await sink.events(limit: 10)
+        #expect(try back.map { try $0.payloadJSON() } == [try e.payloadJSON()])
     }
 
     @Test func timestampsFollowTheSpecFormats() {
