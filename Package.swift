@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "RouteweilerX402", targets: ["RouteweilerX402"]),
         .library(name: "RouteweilerTesting", targets: ["RouteweilerTesting"]),
         .executable(name: "routeweiler", targets: ["RouteweilerCLI"]),
+        .executable(name: "routeweiler-bench", targets: ["RouteweilerBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -128,6 +129,21 @@ let package = Package(
                 "RouteweilerTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "RouteweilerBench",
+            dependencies: [
+                "Routeweiler",
+                "RouteweilerWire",
+                "RouteweilerSQLite",
+                "RouteweilerL402",
+                "LNDClient",
+                "RouteweilerTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .testTarget(
