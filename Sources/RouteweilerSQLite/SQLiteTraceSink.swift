@@ -21,6 +21,13 @@ public final class SQLiteTraceSink: TraceSink {
         self.pool = try RouteweilerDatabase.open(path: path)
     }
 
+    /// A sink on an open pool (shared with the other stores of the same file, see `useSQLite`).
+    init(pool: DatabasePool, path: String, urlMode: URLMode) {
+        self.path = path
+        self.urlMode = urlMode
+        self.pool = pool
+    }
+
     public func record(_ event: TraceEvent) async throws {
         let row = try Self.row(for: prepared(event))
         try await pool.write { db in try Self.insert(row, db) }
@@ -66,8 +73,9 @@ public final class SQLiteTraceSink: TraceSink {
         ]
     }
 
+    /// Inserts with the connection's cached prepared statement (compiled once per connection).
     private static func insert(_ row: StatementArguments, _ db: Database) throws {
-        try db.execute(sql: insertSQL, arguments: row)
+        try db.cachedStatement(sql: insertSQL).execute(arguments: row)
     }
 
     /// The most recent events, newest first.
