@@ -69,7 +69,7 @@ async def python_side(info: dict, count: int, warmup: int, levels: list[int], co
     import routeweiler
     from routeweiler import BudgetEnvelope, LightningFundingSource, Routeweiler
     from routeweiler.funding.lightning import LndClient
-    from routeweiler.trace.sink_sqlite import SqliteTraceSink
+    from routeweiler.trace.sink_sqlite import TraceSink
 
     host, port = info["lnd_host"].rsplit(":", 1)
     lnd = LndClient(grpc_host=host, grpc_port=int(port), macaroon_path=info["macaroon"], tls_cert_path=info["tls_cert"])
@@ -79,8 +79,8 @@ async def python_side(info: dict, count: int, warmup: int, levels: list[int], co
     def client(tmp: str) -> Routeweiler:
         return Routeweiler(
             funding=[source],
-            trace_sink=SqliteTraceSink.sqlite(os.path.join(tmp, "rw.db")),
-            budget_envelope=BudgetEnvelope(id="bench", cap_minor_units=1_000_000_000, cap_currency="usd",
+            trace_sink=TraceSink.sqlite(os.path.join(tmp, "rw.db")),
+            budget_envelope=BudgetEnvelope(id="bench", cap_minor_units=10**15, cap_currency="usd",
                                            allowed_rails=["l402"], ttl_seconds=86_400),
             keystore_root=Path(tmp) / "keys",
             agent_id="routeweiler-bench-python",
