@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "RouteweilerMPP", targets: ["RouteweilerMPP"]),
         .library(name: "RouteweilerTesting", targets: ["RouteweilerTesting"]),
         .executable(name: "routeweiler", targets: ["RouteweilerCLI"]),
+        .executable(name: "routeweiler-bench", targets: ["RouteweilerBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -170,6 +171,21 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "OTel", package: "swift-otel"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "RouteweilerBench",
+            dependencies: [
+                "Routeweiler",
+                "RouteweilerWire",
+                "RouteweilerSQLite",
+                "RouteweilerL402",
+                "LNDClient",
+                "RouteweilerTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .testTarget(

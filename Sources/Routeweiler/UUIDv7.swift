@@ -9,15 +9,35 @@ public enum UUIDv7 {
     }
 
     /// A UUIDv7 for the given millisecond timestamp, with randomness from `generator`.
+    ///
+    /// Draws the 80 random bits with two `next()` calls (not one per byte: each call of the system generator is a
+    /// `getrandom` system call) and writes the text in one pass; this runs several times per paid call.
     public static func make<G: RandomNumberGenerator>(milliseconds: UInt64, using generator: inout G) -> String {
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: milliseconds >> (8 * (5 - UInt64(i)))) }
-        for i in 6..<16 { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
-        bytes[6] = (bytes[6] & 0x0f) | 0x70
-        bytes[8] = (bytes[8] & 0x3f) | 0x80
-        let hex = Array(bytes.hexString)
-        return String(hex[0..<8]) + "-" + String(hex[8..<12]) + "-" + String(hex[12..<16]) + "-"
-            + String(hex[16..<20]) + "-" + String(hex[20..<32])
+        let r1 = generator.next()
+        let r2 = generator.next()
+        var bytes = (UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0),
+                     UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0))
+        return withUnsafeMutableBytes(of: &bytes) { b in
+            for i in 0..<6 { b[i] = UInt8(truncatingIfNeeded: milliseconds >> (8 * (5 - UInt64(i)))) }
+            for i in 0..<8 { b[6 + i] = UInt8(truncatingIfNeeded: r1 >> (8 * UInt64(i))) }
+            for i in 0..<2 { b[14 + i] = UInt8(truncatingIfNeeded: r2 >> (8 * UInt64(i))) }
+            b[6] = (b[6] & 0x0f) | 0x70
+            b[8] = (b[8] & 0x3f) | 0x80
+            let digits: StaticString = "0123456789abcdef"
+            return String(unsafeUninitializedCapacity: 36) { out in
+                var o = 0
+                for i in 0..<16 {
+                    if i == 4 || i == 6 || i == 8 || i == 10 {
+                        out[o] = UInt8(ascii: "-")
+                        o += 1
+                    }
+                    out[o] = digits.utf8Start[Int(b[i] >> 4)]
+                    out[o + 1] = digits.utf8Start[Int(b[i] & 0x0f)]
+                    o += 2
+                }
+                return o
+            }
+        }
     }
 }
 

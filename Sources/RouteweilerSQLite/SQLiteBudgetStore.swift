@@ -51,6 +51,14 @@ public final class SQLiteBudgetStore: BudgetStore {
         }
     }
 
+    /// A store on an open pool (shared with the other stores of the same file, see `useSQLite`).
+    init(pool: DatabasePool, path: String, keystore: EnvelopeKeystore, busyTimeout: TimeInterval = 10) {
+        self.path = path
+        self.keystore = keystore
+        self.busyTimeout = busyTimeout
+        self.pool = pool
+    }
+
     // MARK: - Envelopes
 
     public func createEnvelope(_ spec: BudgetEnvelope, now: Date) async throws -> EnvelopeRecord {
@@ -141,7 +149,8 @@ public final class SQLiteBudgetStore: BudgetStore {
         guard leaseSeconds > 0 else { throw ConfigurationError("a reservation lease must be positive, got \(lease)") }
         guard !idempotencyKey.isEmpty else { throw ConfigurationError("a reservation needs an idempotency key") }
         return try await write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM envelopes WHERE id = ?", arguments: [envelopeID])
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM envelopes WHERE id = ?"),
+                                             arguments: [envelopeID])
             else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
             let envelope = try Self.envelope(from: row)
             guard envelope.status == .active else {
@@ -151,7 +160,7 @@ public final class SQLiteBudgetStore: BudgetStore {
 
             // Idempotent replay: whatever the row's state, return its receipt (a released key stays burned).
             if let existing = try Row.fetchOne(
-                db, sql: "SELECT * FROM draws WHERE envelope_id = ? AND idempotency_key = ?",
+                db.cachedStatement(sql: "SELECT * FROM draws WHERE envelope_id = ? AND idempotency_key = ?"),
                 arguments: [envelopeID, idempotencyKey])
             {
                 let draw = try Self.draw(from: existing)
@@ -186,12 +195,13 @@ public final class SQLiteBudgetStore: BudgetStore {
             var receipt = Self.receipt(for: draw, envelope: envelope)
             receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
             try receipt.verifySignature(publicKeyBase64: envelope.counterPublicKey)
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
                       amount_settled_minor_units, rail_quoted, state, issued_at, expires_at, settled_at, signature)
                     VALUES (?,?,?,?,?,NULL,?,?,?,?,NULL,?)
-                    """,
+                    """
+            ).execute(
                 arguments: [draw.id, envelopeID, requestID, idempotencyKey, amountMinorUnits, rail.rawValue,
                             DrawState.reserved.rawValue, issued, expires, receipt.signature])
             return receipt
@@ -210,12 +220,13 @@ public final class SQLiteBudgetStore: BudgetStore {
         }
         let settledAt = BudgetTime.text(now)
         try await write { db in
-            guard let state = try String.fetchOne(db, sql: "SELECT state FROM draws WHERE id = ?", arguments: [drawID])
+            guard let state = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM draws WHERE id = ?"),
+                                                  arguments: [drawID])
             else { throw DrawNotFoundError(drawID: drawID) }
             guard state != DrawState.settled.rawValue else { return }
-            try db.execute(
-                sql: "UPDATE draws SET state = 'settled', amount_settled_minor_units = ?, settled_at = ? WHERE id = ?",
-                arguments: [amountMinorUnits, settledAt, drawID])
+            try db.cachedStatement(
+                sql: "UPDATE draws SET state = 'settled', amount_settled_minor_units = ?, settled_at = ? WHERE id = ?"
+            ).execute(arguments: [amountMinorUnits, settledAt, drawID])
         }
     }
 
@@ -339,13 +350,12 @@ public final class SQLiteBudgetStore: BudgetStore {
 
     private static func sums(_ db: Database, envelopeID: String) throws -> (reserved: Int64, settled: Int64) {
         let row = try Row.fetchOne(
-            db,
-            sql: """
+            db.cachedStatement(sql: """
                 SELECT
                   COALESCE(SUM(CASE WHEN state = 'reserved' THEN amount_reserved_minor_units END), 0) AS reserved,
                   COALESCE(SUM(CASE WHEN state = 'settled' THEN amount_settled_minor_units END), 0) AS settled
                 FROM draws WHERE envelope_id = ?
-                """,
+                """),
             arguments: [envelopeID])
         return (row?["reserved"] ?? 0, row?["settled"] ?? 0)
     }
@@ -407,11 +417,11 @@ public final class SQLiteBudgetStore: BudgetStore {
         }
     }
 
-    private static func isBusy(_ error: DatabaseError) -> Bool {
+    static func isBusy(_ error: DatabaseError) -> Bool {
         error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
     }
 
-    private static func busyError(path: String, timeout: TimeInterval) -> StoreBusyError {
+    static func busyError(path: String, timeout: TimeInterval) -> StoreBusyError {
         StoreBusyError(
             "the budget database \(path) is locked by another process or connection; gave up after waiting \(timeout) s")
     }

@@ -11,6 +11,11 @@ public final class SQLiteCredentialStore: CredentialStore {
         self.pool = try RouteweilerDatabase.open(path: path)
     }
 
+    /// A store on an open pool (shared with the other stores of the same file, see `useSQLite`).
+    init(pool: DatabasePool) {
+        self.pool = pool
+    }
+
     struct Payload: Codable {
         var origin: String
         var scope: String
@@ -24,12 +29,13 @@ public final class SQLiteCredentialStore: CredentialStore {
         let json = String(decoding: try JSONEncoder().encode(payload), as: UTF8.self)
         let now = Timestamp.iso(Date())
         try await pool.write { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT OR REPLACE INTO credentials(credential_id, request_id, rail, challenge_url, payload_json, state,
                       manual_hold_reason, persisted_at, redeemed_at, last_transition_at, expires_at)
                     VALUES (?, ?, ?, ?, ?, 'redeemed', NULL, ?, ?, ?, ?)
-                    """,
+                    """
+            ).execute(
                 arguments: [credential.id, credential.requestID, credential.rail.rawValue, credential.challengeURL, json,
                             now, now, now, credential.expiresAt.map(Timestamp.iso)])
         }
@@ -37,10 +43,10 @@ public final class SQLiteCredentialStore: CredentialStore {
 
     public func credential(for url: URL, now: Date) async throws -> StoredCredential? {
         let rows = try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT credential_id, request_id, rail, challenge_url, payload_json, expires_at FROM credentials
                 WHERE state IN ('persisted', 'redeemed') ORDER BY persisted_at DESC, rowid DESC
-                """)
+                """))
         }
         let decoder = JSONDecoder()
         for row in rows {
@@ -73,6 +79,11 @@ public final class SQLitePaymentJournal: PaymentJournal {
         self.pool = try RouteweilerDatabase.open(path: path)
     }
 
+    /// A journal on an open pool (shared with the other stores of the same file, see `useSQLite`).
+    init(pool: DatabasePool) {
+        self.pool = pool
+    }
+
     struct Details: Codable {
         var url: String
         var settleMinorUnits: Int64?
@@ -86,12 +97,13 @@ public final class SQLitePaymentJournal: PaymentJournal {
                               credentialExpiresAt: intent.credentialExpiresAt.map(Timestamp.iso))
         let json = String(decoding: try JSONEncoder().encode(details), as: UTF8.self)
         try await pool.write { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO payment_intents(id, request_id, rail, origin, envelope_id, draw_id, payment_hash, invoice,
                       credential_scope, state, proof, created_at, resolved_at, details_json)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, NULL, ?)
-                    """,
+                    """
+            ).execute(
                 arguments: [intent.id, intent.requestID, intent.rail.rawValue, intent.origin, intent.envelopeID,
                             intent.drawID, intent.paymentHash, intent.invoice, intent.credentialScope,
                             Self.text(intent.createdAt), json])
@@ -100,8 +112,9 @@ public final class SQLitePaymentJournal: PaymentJournal {
 
     public func resolve(id: String, state: PaymentIntent.State, proof: String?, now: Date) async throws {
         _ = try await pool.write { db in
-            try db.execute(sql: "UPDATE payment_intents SET state = ?, proof = COALESCE(?, proof), resolved_at = ? WHERE id = ?",
-                           arguments: [state.rawValue, proof, Self.text(now), id])
+            try db.cachedStatement(
+                sql: "UPDATE payment_intents SET state = ?, proof = COALESCE(?, proof), resolved_at = ? WHERE id = ?"
+            ).execute(arguments: [state.rawValue, proof, Self.text(now), id])
         }
     }
 
@@ -141,7 +154,9 @@ public final class SQLitePaymentJournal: PaymentJournal {
 }
 
 extension RouteweilerClient.Configuration {
-    /// Keeps the trace, the budget, paid credentials and the payment journal in one SQLite file (mode 0600).
+    /// Keeps the trace, the budget, paid credentials and the payment journal in one SQLite file (mode 0600),
+    /// through one connection pool: in this process, writes queue on its single writer connection instead of
+    /// contending for SQLite's file lock (and sleeping in the busy handler); other processes still share the file.
     ///
     /// ```swift
     /// var config = RouteweilerClient.Configuration(funding: [lightning])
@@ -150,9 +165,15 @@ extension RouteweilerClient.Configuration {
     /// ```
     public mutating func useSQLite(path: String, keystore: EnvelopeKeystore = EnvelopeKeystore(),
                                    urlMode: SQLiteTraceSink.URLMode = .raw) throws {
-        traceSink = try SQLiteTraceSink(path: path, urlMode: urlMode)
-        budgetStore = try SQLiteBudgetStore(path: path, keystore: keystore)
-        credentialStore = try SQLiteCredentialStore(path: path)
-        paymentJournal = try SQLitePaymentJournal(path: path)
+        let pool: DatabasePool
+        do {
+            pool = try RouteweilerDatabase.open(path: path)
+        } catch let error as DatabaseError where SQLiteBudgetStore.isBusy(error) {
+            throw SQLiteBudgetStore.busyError(path: path, timeout: 10)
+        }
+        traceSink = SQLiteTraceSink(pool: pool, path: path, urlMode: urlMode)
+        budgetStore = SQLiteBudgetStore(pool: pool, path: path, keystore: keystore)
+        credentialStore = SQLiteCredentialStore(pool: pool)
+        paymentJournal = SQLitePaymentJournal(pool: pool)
     }
 }

@@ -21,34 +21,61 @@ public final class SQLiteTraceSink: TraceSink {
         self.pool = try RouteweilerDatabase.open(path: path)
     }
 
+    /// A sink on an open pool (shared with the other stores of the same file, see `useSQLite`).
+    init(pool: DatabasePool, path: String, urlMode: URLMode) {
+        self.path = path
+        self.urlMode = urlMode
+        self.pool = pool
+    }
+
     public func record(_ event: TraceEvent) async throws {
-        var event = event
-        if urlMode == .drop {
-            if var challenge = event.challenge {
-                challenge.resource.url = Self.dropQuery(challenge.resource.url)
-                challenge.resource.urlEncoding = "drop"
-                event.challenge = challenge
-            }
-            event.url = event.url.map(Self.dropQuery)
-        }
-        let payload = try event.payloadJSON()
-        let e = event
+        let row = try Self.row(for: prepared(event))
+        try await pool.write { db in try Self.insert(row, db) }
+    }
+
+    /// Records several finished calls in one transaction (one commit instead of one per row); each event still
+    /// gets exactly one row.
+    public func record(contentsOf events: [TraceEvent]) async throws {
+        guard !events.isEmpty else { return }
+        let rows = try events.map { try Self.row(for: prepared($0)) }
         try await pool.write { db in
-            try db.execute(
-                sql: """
-                    INSERT OR IGNORE INTO trace_events(request_id, envelope_id, selected_rail, fallback_from, facilitator,
-                      http_status, service_delivered, amount_native, amount_native_currency, amount_envelope,
-                      amount_envelope_currency, fmv_quality, ts_start, ts_end, shipped_at, payload)
-                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?)
-                    """,
-                arguments: [
-                    e.requestId, e.envelopeId, e.selectedRail?.rawValue, e.fallbackFrom?.rawValue, e.facilitator,
-                    e.outcome.httpStatus, e.outcome.serviceDelivered ? 1 : 0,
-                    e.payment.map { String($0.amountNative) }, e.payment?.amountNativeCurrency,
-                    e.payment?.amountEnvelope, e.payment?.amountEnvelopeCurrency, e.payment?.fmvQuality.rawValue,
-                    Timestamp.iso(e.timestampStart), Timestamp.iso(e.timestampEnd), payload,
-                ])
+            for row in rows { try Self.insert(row, db) }
         }
+    }
+
+    private func prepared(_ event: TraceEvent) -> TraceEvent {
+        guard urlMode == .drop else { return event }
+        var event = event
+        if var challenge = event.challenge {
+            challenge.resource.url = Self.dropQuery(challenge.resource.url)
+            challenge.resource.urlEncoding = "drop"
+            event.challenge = challenge
+        }
+        event.url = event.url.map(Self.dropQuery)
+        return event
+    }
+
+    private static let insertSQL = """
+        INSERT OR IGNORE INTO trace_events(request_id, envelope_id, selected_rail, fallback_from, facilitator,
+          http_status, service_delivered, amount_native, amount_native_currency, amount_envelope,
+          amount_envelope_currency, fmv_quality, ts_start, ts_end, shipped_at, payload)
+        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?)
+        """
+
+    private static func row(for e: TraceEvent) throws -> StatementArguments {
+        let payload = try e.payloadJSON()
+        return [
+            e.requestId, e.envelopeId, e.selectedRail?.rawValue, e.fallbackFrom?.rawValue, e.facilitator,
+            e.outcome.httpStatus, e.outcome.serviceDelivered ? 1 : 0,
+            e.payment.map { String($0.amountNative) }, e.payment?.amountNativeCurrency,
+            e.payment?.amountEnvelope, e.payment?.amountEnvelopeCurrency, e.payment?.fmvQuality.rawValue,
+            Timestamp.iso(e.timestampStart), Timestamp.iso(e.timestampEnd), payload,
+        ]
+    }
+
+    /// Inserts with the connection's cached prepared statement (compiled once per connection).
+    private static func insert(_ row: StatementArguments, _ db: Database) throws {
+        try db.cachedStatement(sql: insertSQL).execute(arguments: row)
     }
 
     /// The most recent events, newest first.

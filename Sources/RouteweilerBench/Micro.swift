@@ -1,0 +1,163 @@
+import Foundation
+import HTTPTypes
+import Routeweiler
+import RouteweilerL402
+import RouteweilerSQLite
+import RouteweilerTesting
+import RouteweilerWire
+
+struct MicroResult: Codable, Sendable {
+    var name: String
+    var iterations: Int
+    /// Per operation, in microseconds.
+    var us: Summary
+    var note: String
+}
+
+/// Micro-benchmarks of Routeweiler's own work on a paid L402 call, each on real inputs minted by the built-in
+/// paywall and a real trace event from a paid call.
+struct Micro {
+    let iterations: Int
+    let log: @Sendable (String) -> Void
+
+    func time(_ name: String, _ n: Int, note: String, _ body: () throws -> Void) rethrows -> MicroResult {
+        for _ in 0..<min(n, 200) { try body() }
+        var samples = [UInt64]()
+        samples.reserveCapacity(n)
+        for _ in 0..<n {
+            let s = nowNanos()
+            try body()
+            samples.append(nowNanos() - s)
+        }
+        return MicroResult(name: name, iterations: n, us: .us(samples), note: note)
+    }
+
+    func timeAsync(_ name: String, _ n: Int, note: String, perOperation: Int = 1, _ body: () async throws -> Void)
+        async rethrows -> MicroResult
+    {
+        for _ in 0..<min(n, 50) { try await body() }
+        var samples = [UInt64]()
+        samples.reserveCapacity(n)
+        for _ in 0..<n {
+            let s = nowNanos()
+            try await body()
+            samples.append((nowNanos() - s) / UInt64(perOperation))
+        }
+        return MicroResult(name: name, iterations: n * perOperation, us: .us(samples), note: note)
+    }
+
+    func run() async throws -> [MicroResult] {
+        let network = FakeLightningNetwork()
+        let paywall = FakePaywall(network: network, configuration: BenchTargets.paywallConfiguration(priceSats: 10))
+        let headers = try await paywall.mintChallenge()
+        let header = headers[0]
+        let challenges = try AuthChallenge.parse(header)
+        let l402 = try L402Challenge(challenges[0])
+        let url = URL(string: "http://127.0.0.1:8080/protected")!
+        var fields = HTTPFields()
+        fields.append(HTTPField(name: .wwwAuthenticate, value: header))
+        let context = ChallengeContext(
+            request: RouteweilerRequest(url: url),
+            response: TransportResponse(status: .init(code: 402), headerFields: fields, body: Array(#"{"error":"payment required"}"#.utf8)),
+            now: Date())
+        guard case .offer(let offer)? = L402Rail().offers(in: context).first else {
+            throw BenchFailure("the minted challenge gave no L402 offer")
+        }
+        let engine = try PolicyEngine(policy: try Policy(json: Data(BenchConfig.policyJSON.utf8)))
+        let n = iterations
+        var results: [MicroResult] = []
+        log("micro: codecs")
+        results.append(try time("bolt11_decode_and_signature_check", n,
+                                note: "Bolt11Invoice(parsing:): bech32, fields, secp256k1 signature recovery/verify") {
+            _ = try Bolt11Invoice(parsing: l402.invoice)
+        })
+        results.append(try time("macaroon_decode", n, note: "Macaroon(base64:) of the paywall's token (one caveat)") {
+            _ = try Macaroon(base64: l402.macaroon)
+        })
+        results.append(try time("challenge_parse", n, note: "AuthChallenge.parse + L402Challenge of WWW-Authenticate") {
+            _ = try L402Challenge(try AuthChallenge.parse(header)[0])
+        })
+        results.append(time("l402_offer", n, note: "L402Rail.offers: parse, BOLT-11 decode and check, macaroon decode, normalise") {
+            _ = L402Rail().offers(in: context)
+        })
+        results.append(time("policy_evaluate", n, note: "PolicyEngine.evaluate, two rules (glob host, host match)") {
+            _ = engine.evaluate(challenge: offer.challenge, requestURL: url)
+        })
+        results.append(time("uuidv7", n, note: "UUIDv7.make (request and intent ids)") { _ = UUIDv7.make() })
+
+        // A real trace event of a paid call.
+        let event = try await Self.samplePaidEvent()
+        results.append(try time("trace_event_json", n, note: "TraceEvent.payloadJSON (sorted keys)") {
+            _ = try event.payloadJSON()
+        })
+
+        let dir = try BenchConfig.freshDirectory("micro")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = dir + "/routeweiler.db"
+        let store = try SQLiteBudgetStore(path: db, keystore: EnvelopeKeystore(directory: dir + "/keys"))
+        _ = try await store.createEnvelope(BudgetEnvelope(id: "micro", capMinorUnits: 1_000_000_000, capCurrency: .usd,
+                                                          allowedRails: [.l402], ttlSeconds: 86_400), now: Date())
+        let sqliteN = max(100, n / 5)
+        log("micro: SQLite budget, journal, trace, credentials (\(sqliteN) each)")
+        results.append(try await timeAsync("budget_reserve_and_settle", sqliteN,
+                                           note: "SQLiteBudgetStore.reserve (BEGIN IMMEDIATE, cap check, signed receipt) + settle") {
+            let rid = UUIDv7.make()
+            let receipt = try await store.reserve(envelopeID: "micro", requestID: rid, idempotencyKey: rid,
+                                                  amountMinorUnits: 1, rail: .l402, lease: .seconds(600), now: Date())
+            try await store.settle(drawID: receipt.receiptId, amountMinorUnits: 1, now: Date())
+        })
+        let journal = try SQLitePaymentJournal(path: db)
+        results.append(try await timeAsync("journal_begin_and_resolve", sqliteN,
+                                           note: "SQLitePaymentJournal.begin (before paying) + resolve") {
+            let id = UUIDv7.make()
+            try await journal.begin(PaymentIntent(
+                id: id, requestID: id, rail: .l402, origin: "http://127.0.0.1:8080", url: url.absoluteString,
+                envelopeID: "micro", drawID: nil, settleMinorUnits: 1, paymentHash: String(repeating: "ab", count: 32),
+                invoice: l402.invoice, credentialPrefix: nil, credentialScope: nil, credentialExpiresAt: nil,
+                createdAt: Date()))
+            try await journal.resolve(id: id, state: .succeeded, proof: String(repeating: "cd", count: 32), now: Date())
+        })
+        let sink = try SQLiteTraceSink(path: db)
+        results.append(try await timeAsync("trace_write_per_call", sqliteN, note: "SQLiteTraceSink.record: one row, one transaction") {
+            var e = event
+            e.requestId = UUIDv7.make()
+            try await sink.record(e)
+        })
+        let batch = 100
+        results.append(try await timeAsync("trace_write_batched", max(10, sqliteN / batch), note: "SQLiteTraceSink.record(contentsOf:) of \(batch) rows in one transaction, per row",
+                                           perOperation: batch) {
+            var events: [TraceEvent] = []
+            events.reserveCapacity(batch)
+            for _ in 0..<batch {
+                var e = event
+                e.requestId = UUIDv7.make()
+                events.append(e)
+            }
+            try await sink.record(contentsOf: events)
+        })
+        let credentials = try SQLiteCredentialStore(path: db)
+        try await credentials.store(StoredCredential(
+            id: UUIDv7.make(), rail: .l402, origin: "http://127.0.0.1:8080", scope: "service:bench", headerName: "Authorization",
+            headerValue: Redacted("L402 " + l402.macaroon + ":" + String(repeating: "cd", count: 32)), expiresAt: nil,
+            requestID: UUIDv7.make(), challengeURL: url.absoluteString))
+        results.append(try await timeAsync("credential_lookup", sqliteN, note: "SQLiteCredentialStore.credential(for:) with one stored token (start of every call when reuse is on)") {
+            _ = try await credentials.credential(for: url, now: Date())
+        })
+        return results
+    }
+
+    /// One paid call through the built-in doubles, recorded in memory.
+    static func samplePaidEvent() async throws -> TraceEvent {
+        let sink = InMemoryTraceSink()
+        try await BenchTargets.with(url: nil, freeURL: nil, lnd: try BenchLNDOptions.parse([]), priceSats: 10) { target in
+            var config = try BenchConfig.full(target: target, directory: try BenchConfig.freshDirectory("sample"),
+                                              reuse: false, probe: false)
+            config.traceSink = sink
+            _ = try await RouteweilerClient.withClient(configuration: config) { rw in try await rw.get(target.paidURL) }
+        }
+        guard let event = await sink.events.first, event.payment != nil else {
+            throw BenchFailure("no paid trace event")
+        }
+        return event
+    }
+}

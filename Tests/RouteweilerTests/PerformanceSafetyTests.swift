@@ -1,0 +1,72 @@
+import Foundation
+import Routeweiler
+import RouteweilerL402
+import RouteweilerSQLite
+import RouteweilerTesting
+import Testing
+
+/// The performance work must not loosen money safety: batched trace rows stay one per call, and the cap holds
+/// exactly at 256 calls in flight through the shared SQLite connection pool. (No timings here: speed is measured by
+/// `routeweiler-bench`, never by tests.)
+@Suite(.serialized) struct PerformanceSafetyTests {
+    @Test func aBatchOfTraceEventsWritesOneRowPerEventAndReplaysAreIgnored() async throws {
+        let path = temporaryDatabasePath("batch")
+        let sink = try SQLiteTraceSink(path: path)
+        let events = (0..<50).map { _ in SQLiteTraceSinkTests().event() }
+        try await sink.record(contentsOf: events)
+        try await sink.record(contentsOf: events)  // same request ids: ignored
+        try await sink.record(contentsOf: [])
+        try await sink.record(events[0])
+        #expect(try await sink.count() == 50)
+        let stored = Set(try await sink.events(limit: 100).map(\.requestId))
+        #expect(stored == Set(events.map(\.requestId)))
+    }
+
+    @Test func theCapHoldsExactlyAt256InFlightWithEveryStoreInOneFile() async throws {
+        try await Stack.run { stack in
+            let db = temporaryDatabasePath("cap256")
+            let keys = URL(fileURLWithPath: db).deletingLastPathComponent().appendingPathComponent("keys").path
+            var config = stack.configuration()
+            try config.useSQLite(path: db, keystore: EnvelopeKeystore(directory: keys))
+            config.fmvProvider = StaticFmvProvider(btcPrices: [.usd: 60_000])
+            config.budget = .create(BudgetEnvelope(id: "cap-64", capMinorUnits: 64, capCurrency: .usd,
+                                                   allowedRails: [.l402], ttlSeconds: 3600))
+            config.reuseCredentials = false
+            let calls = 320
+            let outcomes = try await RouteweilerClient.withClient(configuration: config) { rw in
+                try await withThrowingTaskGroup(of: [String: Int].self) { group in
+                    for worker in 0..<256 {
+                        group.addTask {
+                            var counts: [String: Int] = [:]
+                            for _ in 0..<(calls / 256 + (worker < calls % 256 ? 1 : 0)) {
+                                do {
+                                    _ = try await rw.get(stack.paywall.url("/protected"))
+                                    counts["paid", default: 0] += 1
+                                } catch is BudgetExceededError {
+                                    counts["exceeded", default: 0] += 1
+                                } catch {
+                                    counts["other: \(error)", default: 0] += 1
+                                }
+                            }
+                            return counts
+                        }
+                    }
+                    var all: [String: Int] = [:]
+                    for try await c in group { all.merge(c, uniquingKeysWith: +) }
+                    return all
+                }
+            }
+            #expect(outcomes["paid"] == 64, "\(outcomes)")
+            #expect(outcomes["exceeded"] == calls - 64, "\(outcomes)")
+            #expect(stack.lnd.paymentCount == 64)
+            let store = try SQLiteBudgetStore(path: db, keystore: EnvelopeKeystore(directory: keys))
+            let balance = try await store.balance(envelopeID: "cap-64")
+            #expect(balance.settledMinorUnits == 64)
+            #expect(balance.reservedMinorUnits == 0)
+            #expect(try await SQLiteTraceSink(path: db).count() == calls)
+            let intents = try await SQLitePaymentJournal(path: db).all()
+            #expect(intents.count == 64)
+            #expect(intents.allSatisfy { $0.state == "succeeded" })
+        }
+    }
+}
