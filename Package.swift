@@ -158,6 +158,7 @@ let package = Package(
             name: "RouteweilerCLI",
             dependencies: [
                 "Routeweiler",
+                "RouteweilerMPP",
                 "RouteweilerWire",
                 "RouteweilerSQLite",
                 "RouteweilerPostgres",

@@ -3,6 +3,7 @@ import Foundation
 import LNDClient
 import Routeweiler
 import RouteweilerL402
+import RouteweilerMPP
 import RouteweilerSQLite
 import RouteweilerTesting
 import RouteweilerWire
@@ -20,10 +21,10 @@ struct DemoCommand: AsyncParsableCommand {
     )
 
     enum DemoRail: String, ExpressibleByArgument, CaseIterable {
-        case l402, x402
+        case l402, x402, mpp
     }
 
-    @Option(name: .customLong("rail"), help: "Which paywall to run: l402 or x402.")
+    @Option(name: .customLong("rail"), help: "Which paywall to run: l402, x402 or mpp (Tempo, Stripe SPT and Lightning).")
     var rail: DemoRail = .l402
 
     @Option(name: .customLong("trace-db"), help: "SQLite trace database (default: a fresh temporary file).")
@@ -53,6 +54,7 @@ struct DemoCommand: AsyncParsableCommand {
         switch rail {
         case .l402: try await runL402(dbPath: dbPath)
         case .x402: try await runX402(dbPath: dbPath)
+        case .mpp: try await runMPP(dbPath: dbPath)
         }
         step("done. Inspect the trace again with: routeweiler trace --trace-db \(dbPath)")
     }
@@ -102,6 +104,35 @@ struct DemoCommand: AsyncParsableCommand {
             _ = try await pay(paywall.url("/protected"), funding: Funding.baseSepoliaUSDC(wallet: wallet), dbPath: dbPath)
             if let transfer = paywall.ledger.transfers.last {
                 step("10. the ledger moved \(X402Asset.baseSepoliaUSDC.humanAmount(transfer.value)) from \(transfer.from) to \(transfer.to) in \(abbreviate(transfer.transactionHash, 18)); balance now \(X402Asset.baseSepoliaUSDC.humanAmount(paywall.ledger.balance(of: wallet.address)))")
+            }
+        }
+    }
+
+    func runMPP(dbPath: String) async throws {
+        step("Routeweiler demo: an MPP paywall (WWW-Authenticate: Payment) on 127.0.0.1 with a fake Stripe API, a fake Tempo RPC and a fake LND")
+        let network = FakeLightningNetwork()
+        try await FakeLND.withFakeLND(network: network) { lnd in
+            try await LNDClient.withClient(configuration: lnd.clientConfiguration) { client in
+                let node = try await LightningFundingSource.create(lnd: client, network: .bitcoinRegtest).withMPP()
+                for method in FakeMPPPaywall.Method.allCases {
+                    var config = FakeMPPPaywall.Configuration()
+                    config.methods = [method]
+                    try await FakeMPPDemo.run(network: network, configuration: config) { demo in
+                        step("== method=\(method.rawValue): paywall \(demo.paywall.baseURL), Stripe \(demo.stripe.baseURL), Tempo RPC \(demo.tempo.url)")
+                        let funding: any FundingSource
+                        switch method {
+                        case .tempo:
+                            funding = TempoFundingSource(wallet: try EVMSigner(hexKey: FakeMPPDemo.tempoTestKey),
+                                                         chain: .moderato, token: .pathUSD, rpcURL: demo.tempo.url)
+                        case .stripe:
+                            funding = Funding.stripe(apiKey: demo.stripe.apiKey, customer: "cus_demo",
+                                                     paymentMethod: "pm_card_visa", apiBaseURL: demo.stripe.baseURL)
+                        default:
+                            funding = node
+                        }
+                        _ = try await pay(demo.paywall.url("/protected"), funding: funding, dbPath: dbPath)
+                    }
+                }
             }
         }
     }

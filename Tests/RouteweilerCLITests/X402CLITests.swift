@@ -114,3 +114,16 @@ import Testing
         }
     }
 }
+
+@Suite(.serialized) struct MPPDemoCLITests {
+    @Test func demoPaysEachMPPMethod() async throws {
+        let db = temporaryPath("demo-mpp.db")
+        let run = try await CLIRun.run(["demo", "--rail", "mpp", "--trace-db", db])
+        #expect(run.status == 0, "\(run.stderr)")
+        let rails = try await DatabaseQueue(path: db).read {
+            try String.fetchAll($0, sql: "SELECT selected_rail FROM trace_events ORDER BY ts_start")
+        }
+        #expect(Set(rails) == ["mpp-tempo", "mpp-spt", "mpp-lightning"])
+        #expect(!run.stdout.contains("sk_test_routeweiler_fake"))
+    }
+}
