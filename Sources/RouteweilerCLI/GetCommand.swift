@@ -4,6 +4,7 @@ import HTTPTypes
 import LNDClient
 import Routeweiler
 import RouteweilerL402
+import RouteweilerMPP
 import RouteweilerSQLite
 import RouteweilerWire
 
@@ -19,6 +20,8 @@ struct GetCommand: AsyncParsableCommand {
     @OptionGroup var lnd: LNDOptions
 
     @OptionGroup var evm: EVMOptions
+
+    @OptionGroup var mpp: MPPOptions
 
     @Option(name: .customLong("trace-db"), help: "SQLite trace database (one row per call).")
     var traceDB: String?
@@ -89,12 +92,13 @@ struct GetCommand: AsyncParsableCommand {
 
         var funding: [any FundingSource] = []
         if let wallet = try evm.fundingSource() { funding.append(wallet) }
+        funding += try mpp.fundingSources()
         if lnd.isConfigured {
             let lndConfig = try lnd.clientConfiguration()
             try await LNDClient.withClient(configuration: lndConfig) { client in
                 let node = try await LightningFundingSource.create(
                     lnd: client, network: try await network(of: client),
-                    maxAmountMsat: maxSats.map { $0 * 1000 })
+                    maxAmountMsat: maxSats.map { $0 * 1000 }).withMPP()
                 try await fetch(funding: funding + [node], method: method, fields: fields, body: body)
             }
         } else {

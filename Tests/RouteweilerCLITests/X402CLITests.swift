@@ -127,3 +127,30 @@ import Testing
         #expect(!run.stdout.contains("sk_test_routeweiler_fake"))
     }
 }
+
+@Suite(.serialized) struct MPPGetCLITests {
+    @Test func getPaysStripeAndTempoChargesWithoutPrintingTheKey() async throws {
+        var config = FakeMPPPaywall.Configuration()
+        config.methods = [.stripe]
+        try await FakeMPPDemo.run(configuration: config) { demo in
+            let keyFile = temporaryPath("stripe.key")
+            FileManager.default.createFile(atPath: keyFile, contents: Data(demo.stripe.apiKey.utf8),
+                                           attributes: [.posixPermissions: 0o600])
+            let run = try await CLIRun.run(["get", demo.paywall.url("/protected"), "--stripe-key-file", keyFile,
+                                            "--stripe-payment-method", "pm_card_visa", "--stripe-customer", "cus_1",
+                                            "--stripe-api-base", demo.stripe.baseURL, "--json"])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.contains("\"mpp-spt\""))
+            #expect(!run.stdout.contains(demo.stripe.apiKey) && !run.stderr.contains(demo.stripe.apiKey))
+            #expect(demo.stripe.stats.issued.count == 1)
+        }
+        config.methods = [.tempo]
+        try await FakeMPPDemo.run(configuration: config) { demo in
+            let run = try await CLIRun.run(["get", demo.paywall.url("/protected"), "--tempo-network", "tempo-moderato",
+                                            "--tempo-rpc", demo.tempo.url],
+                                           environment: ["ROUTEWEILER_TEMPO_KEY": FakeMPPDemo.tempoTestKey])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stderr.contains("via mpp-tempo"))
+        }
+    }
+}
