@@ -229,3 +229,15 @@ public struct ConfigurationError: RouteweilerError {
 extension ChallengeParseError: RouteweilerError {
     public var errorName: String { "ChallengeParseError" }
 }
+
+/// The intent to pay could not be recorded in the payment journal, so nothing was paid (and nothing reserved).
+public struct JournalWriteError: RouteweilerError {
+    public var errorName: String { "JournalWriteError" }
+    public var message: String
+    /// What the journal threw.
+    public var cause: any Error
+    public init(cause: any Error) {
+        self.cause = cause
+        self.message = "could not record the payment intent: \(cause)"
+    }
+}

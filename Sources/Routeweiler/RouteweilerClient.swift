@@ -198,9 +198,13 @@ public final class RouteweilerClient: Sendable {
         _ = try await startup.run { try await self.prepare() }
     }
 
-    /// Closes the HTTP connections the client owns. Funding sources, stores and sinks belong to the caller.
+    /// Stores what the trace sink still holds (see ``TraceSink/flush()``) and closes the HTTP connections the client
+    /// owns. Funding sources, stores and sinks belong to the caller and stay open.
     public func shutdown() async throws {
+        var flushError: (any Error)?
+        do { try await configuration.traceSink?.flush() } catch { flushError = error }
         try await ownedHTTPClient?.shutdown()
+        if let flushError { throw flushError }
     }
 
     /// The envelope binding, resolved at start.
@@ -442,7 +446,19 @@ public final class RouteweilerClient: Sendable {
                 }
 
                 configuration.onEvent?(.offerSelected(candidate.offer.challenge, fundingSource: candidate.funding.label))
-                // Reserve against the envelope before any money moves.
+                // Reserve against the envelope and record the intent to pay before any money moves (in one
+                // transaction when the budget store and the journal share a database).
+                let intentID = UUIDv7.make()
+                let journal = configuration.paymentJournal
+                let intent = journal.map { _ in
+                    PaymentIntent(
+                        id: intentID, requestID: requestID, rail: candidate.offer.rail, origin: request.origin,
+                        url: request.url.absoluteString, envelopeID: envelope?.id, drawID: nil,
+                        settleMinorUnits: candidate.quote.map(Self.settleAmount), paymentHash: plan.paymentHash,
+                        invoice: plan.invoice, credentialPrefix: plan.credentialPrefix,
+                        credentialScope: plan.credentialScope, credentialExpiresAt: plan.credentialExpiresAt,
+                        createdAt: Date())
+                }
                 if let envelope, let store = configuration.budgetStore {
                     guard let quote = candidate.quote else {
                         action = flow.paymentFailed(FmvUnavailableError(code: .unsupportedPair, "no quote for the envelope"))
@@ -450,38 +466,36 @@ public final class RouteweilerClient: Sendable {
                     }
                     do {
                         let key = SHA256.hash(data: Array("\(requestID):\(flow.attempt)".utf8)).hexString
-                        let receipt = try await store.reserve(
-                            envelopeID: envelope.id, requestID: requestID, idempotencyKey: key,
-                            amountMinorUnits: quote.capMinorUnits, rail: candidate.offer.rail,
-                            lease: configuration.reservationLease, now: Date())
+                        let receipt: DrawReceipt
+                        if let journal, let intent {
+                            receipt = try await store.reserve(
+                                envelopeID: envelope.id, requestID: requestID, idempotencyKey: key,
+                                amountMinorUnits: quote.capMinorUnits, rail: candidate.offer.rail,
+                                lease: configuration.reservationLease, now: Date(), recording: intent, in: journal)
+                            call.intentID = intentID
+                        } else {
+                            receipt = try await store.reserve(
+                                envelopeID: envelope.id, requestID: requestID, idempotencyKey: key,
+                                amountMinorUnits: quote.capMinorUnits, rail: candidate.offer.rail,
+                                lease: configuration.reservationLease, now: Date())
+                        }
                         call.drawID = receipt.receiptId
                         call.reservation = .init(envelopeId: envelope.id, drawId: receipt.receiptId,
                                                  currency: envelope.currency.code,
                                                  reservedMinorUnits: receipt.amountReservedMinorUnits,
                                                  settledMinorUnits: nil, state: "reserved")
-                    } catch let error as any RouteweilerError {
+                    } catch {
                         call.reservation = .init(envelopeId: envelope.id, drawId: nil, currency: envelope.currency.code,
                                                  reservedMinorUnits: nil, settledMinorUnits: nil, state: "none")
-                        action = flow.paymentFailed(error)
+                        action = flow.paymentFailed((error as? any RouteweilerError) ?? JournalWriteError(cause: error))
                         continue
                     }
-                }
-                // Record the intent to pay before paying.
-                let intentID = UUIDv7.make()
-                if let journal = configuration.paymentJournal {
-                    let intent = PaymentIntent(
-                        id: intentID, requestID: requestID, rail: candidate.offer.rail, origin: request.origin,
-                        url: request.url.absoluteString, envelopeID: envelope?.id, drawID: call.drawID,
-                        settleMinorUnits: candidate.quote.map(Self.settleAmount), paymentHash: plan.paymentHash,
-                        invoice: plan.invoice, credentialPrefix: plan.credentialPrefix,
-                        credentialScope: plan.credentialScope, credentialExpiresAt: plan.credentialExpiresAt,
-                        createdAt: Date())
+                } else if let journal, let intent {
                     do {
                         try await journal.begin(intent)
                         call.intentID = intentID
                     } catch {
-                        await releaseDraw(&call)
-                        action = flow.paymentFailed(ConfigurationError("could not record the payment intent: \(error)"))
+                        action = flow.paymentFailed(JournalWriteError(cause: error))
                         continue
                     }
                 }
@@ -500,11 +514,7 @@ public final class RouteweilerClient: Sendable {
                     retryStart = clock.now
                     await sticky.remember(candidate.offer.rail, for: stickyKey,
                                           challengeExpiresAt: candidate.offer.challenge.expiresAt, now: Date())
-                    await settleDraw(&call)
-                    if let id = call.intentID {
-                        try? await configuration.paymentJournal?.resolve(id: id, state: .succeeded,
-                                                                        proof: proof.proofValue, now: Date())
-                    }
+                    await settleDraw(&call, proof: proof.proofValue)
                     if reuse, let scope = plan.credentialScope {
                         try? await credentials.store(StoredCredential(
                             id: intentID, rail: candidate.offer.rail, origin: request.origin, scope: scope,
@@ -533,10 +543,7 @@ public final class RouteweilerClient: Sendable {
                         configuration.onEvent?(.offerRejected(RailRejection(rail: candidate.offer.rail, error: failure)))
                     } else if failure is PreimageMismatchError {
                         // The money left: count it.
-                        await settleDraw(&call)
-                        if let id = call.intentID {
-                            try? await configuration.paymentJournal?.resolve(id: id, state: .succeeded, proof: nil, now: Date())
-                        }
+                        await settleDraw(&call, proof: nil)
                     }
                     // Otherwise the outcome is unknown: the reservation and the pending intent stay for recovery.
                     action = flow.paymentFailed(failure)
@@ -587,11 +594,24 @@ public final class RouteweilerClient: Sendable {
         min(quote.capMinorUnits, (try? FmvConverter.roundUp(quote.fairMinorUnits, what: "settlement")) ?? quote.capMinorUnits)
     }
 
-    private func settleDraw(_ call: inout CallState) async {
-        guard let drawID = call.drawID, let store = configuration.budgetStore, let quote = call.quote else { return }
+    /// Settles the call's draw and marks its payment intent succeeded (one transaction when the stores share a
+    /// database). On failure both stay as they were: the reservation holds and recovery resolves the intent.
+    private func settleDraw(_ call: inout CallState, proof: String?) async {
+        let journal = configuration.paymentJournal
+        guard let drawID = call.drawID, let store = configuration.budgetStore, let quote = call.quote else {
+            if let id = call.intentID {
+                try? await journal?.resolve(id: id, state: .succeeded, proof: proof, now: Date())
+            }
+            return
+        }
         let amount = Self.settleAmount(quote)
         do {
-            try await store.settle(drawID: drawID, amountMinorUnits: amount, now: Date())
+            if let journal, let id = call.intentID {
+                try await store.settle(drawID: drawID, amountMinorUnits: amount, now: Date(), resolving: id,
+                                       proof: proof, in: journal)
+            } else {
+                try await store.settle(drawID: drawID, amountMinorUnits: amount, now: Date())
+            }
             call.reservation?.settledMinorUnits = amount
             call.reservation?.state = "settled"
         } catch {

@@ -268,10 +268,14 @@ public protocol TraceSink: Sendable {
     func record(_ event: TraceEvent) async throws
     /// The most recent calls, newest first (empty for a sink that cannot read back).
     func recentEvents(limit: Int) async throws -> [TraceEvent]
+    /// Waits until every event recorded so far is stored (a sink that writes behind the call returns once its
+    /// queue is empty). ``RouteweilerClient/shutdown()`` calls it. Throws if some queued events could not be stored.
+    func flush() async throws
 }
 
 extension TraceSink {
     public func recentEvents(limit: Int) async throws -> [TraceEvent] { [] }
+    public func flush() async throws {}
 }
 
 /// A sink that keeps events in memory, for tests and for agents that inspect their own history.

@@ -131,7 +131,7 @@ public final class SQLiteBudgetStore: BudgetStore {
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM envelopes WHERE id = ?", arguments: [envelopeID])
             else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
             let envelope = try Self.envelope(from: row)
-            let (reserved, settled) = try Self.sums(db, envelopeID: envelopeID)
+            let (reserved, settled) = Self.sums(row)
             return EnvelopeBalance(envelopeID: envelopeID, currency: envelope.capCurrency,
                                    capMinorUnits: envelope.capMinorUnits, reservedMinorUnits: reserved,
                                    settledMinorUnits: settled)
@@ -149,6 +149,71 @@ public final class SQLiteBudgetStore: BudgetStore {
         guard leaseSeconds > 0 else { throw ConfigurationError("a reservation lease must be positive, got \(lease)") }
         guard !idempotencyKey.isEmpty else { throw ConfigurationError("a reservation needs an idempotency key") }
         return try await write { db in
+            try self.reserve(db, envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                             amountMinorUnits: amountMinorUnits, rail: rail, leaseSeconds: leaseSeconds, now: now)
+        }
+    }
+
+    /// Reserves and journals the intent in one transaction when `journal` is an ``SQLitePaymentJournal`` on this
+    /// store's database (as `useSQLite` sets up); otherwise reserves, then begins the intent.
+    public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
+                        rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
+                        in journal: any PaymentJournal) async throws -> DrawReceipt {
+        guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
+            let receipt = try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                                            amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now)
+            var intent = intent
+            intent.drawID = receipt.receiptId
+            do { try await journal.begin(intent) } catch {
+                try? await release(drawID: receipt.receiptId, now: now)
+                throw JournalWriteError(cause: error)
+            }
+            return receipt
+        }
+        guard amountMinorUnits > 0 else {
+            throw ConfigurationError("a reservation must be positive, got \(amountMinorUnits) minor units")
+        }
+        let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        guard leaseSeconds > 0 else { throw ConfigurationError("a reservation lease must be positive, got \(lease)") }
+        guard !idempotencyKey.isEmpty else { throw ConfigurationError("a reservation needs an idempotency key") }
+        let details = try SQLitePaymentJournal.detailsJSON(intent)
+        return try await write { db in
+            let receipt = try self.reserve(db, envelopeID: envelopeID, requestID: requestID,
+                                           idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
+                                           rail: rail, leaseSeconds: leaseSeconds, now: now)
+            var intent = intent
+            intent.drawID = receipt.receiptId
+            do {
+                try SQLitePaymentJournal.insert(intent, details: details, db)
+            } catch {
+                throw JournalWriteError(cause: error)  // rolls the reservation back with it
+            }
+            return receipt
+        }
+    }
+
+    /// Settles and resolves the intent in one transaction when `journal` is an ``SQLitePaymentJournal`` on this
+    /// store's database.
+    public func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
+                       in journal: any PaymentJournal) async throws {
+        guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
+            try await settle(drawID: drawID, amountMinorUnits: amountMinorUnits, now: now)
+            try await journal.resolve(id: intentID, state: .succeeded, proof: proof, now: now)
+            return
+        }
+        guard amountMinorUnits >= 0 else {
+            throw ConfigurationError("a settled amount cannot be negative, got \(amountMinorUnits) minor units")
+        }
+        let settledAt = BudgetTime.text(now)
+        try await write { db in
+            try Self.settle(db, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: settledAt)
+            try SQLitePaymentJournal.resolve(id: intentID, state: .succeeded, proof: proof, now: now, db)
+        }
+    }
+
+    /// The reservation itself, inside the caller's write transaction.
+    private func reserve(_ db: Database, envelopeID: String, requestID: String, idempotencyKey: String,
+                         amountMinorUnits: Int64, rail: RailID, leaseSeconds: Double, now: Date) throws -> DrawReceipt {
             guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM envelopes WHERE id = ?"),
                                              arguments: [envelopeID])
             else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
@@ -179,7 +244,7 @@ public final class SQLiteBudgetStore: BudgetStore {
             guard envelope.allowedRails.contains(rail) else {
                 throw RailNotAllowedError(envelopeID: envelopeID, rail: rail)
             }
-            let (reserved, settled) = try Self.sums(db, envelopeID: envelopeID)
+            let (reserved, settled) = Self.sums(row)
             let available = envelope.capMinorUnits - reserved - settled
             guard amountMinorUnits <= available else {
                 // A revived draw can settle above its reservation, so `available` may be negative; report 0.
@@ -193,8 +258,8 @@ public final class SQLiteBudgetStore: BudgetStore {
                 amountReservedMinorUnits: amountMinorUnits, amountSettledMinorUnits: nil, railQuoted: rail,
                 state: .reserved, issuedAt: try BudgetTime.date(issued), expiresAt: try BudgetTime.date(expires), settledAt: nil)
             var receipt = Self.receipt(for: draw, envelope: envelope)
+            // The key was checked against the envelope's public key when it was loaded.
             receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
-            try receipt.verifySignature(publicKeyBase64: envelope.counterPublicKey)
             try db.cachedStatement(
                 sql: """
                     INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
@@ -205,7 +270,6 @@ public final class SQLiteBudgetStore: BudgetStore {
                 arguments: [draw.id, envelopeID, requestID, idempotencyKey, amountMinorUnits, rail.rawValue,
                             DrawState.reserved.rawValue, issued, expires, receipt.signature])
             return receipt
-        }
     }
 
     /// Settles a draw at the amount actually paid.
@@ -220,14 +284,18 @@ public final class SQLiteBudgetStore: BudgetStore {
         }
         let settledAt = BudgetTime.text(now)
         try await write { db in
-            guard let state = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM draws WHERE id = ?"),
-                                                  arguments: [drawID])
-            else { throw DrawNotFoundError(drawID: drawID) }
-            guard state != DrawState.settled.rawValue else { return }
-            try db.cachedStatement(
-                sql: "UPDATE draws SET state = 'settled', amount_settled_minor_units = ?, settled_at = ? WHERE id = ?"
-            ).execute(arguments: [amountMinorUnits, settledAt, drawID])
+            try Self.settle(db, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: settledAt)
         }
+    }
+
+    private static func settle(_ db: Database, drawID: String, amountMinorUnits: Int64, settledAt: String) throws {
+        guard let state = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM draws WHERE id = ?"),
+                                              arguments: [drawID])
+        else { throw DrawNotFoundError(drawID: drawID) }
+        guard state != DrawState.settled.rawValue else { return }
+        try db.cachedStatement(
+            sql: "UPDATE draws SET state = 'settled', amount_settled_minor_units = ?, settled_at = ? WHERE id = ?"
+        ).execute(arguments: [amountMinorUnits, settledAt, drawID])
     }
 
     /// Releases a `reserved` draw (its payment did not happen). No-op for a settled or already released draw.
@@ -348,16 +416,9 @@ public final class SQLiteBudgetStore: BudgetStore {
                     counterPublicKey: envelope.counterPublicKey, signature: "")
     }
 
-    private static func sums(_ db: Database, envelopeID: String) throws -> (reserved: Int64, settled: Int64) {
-        let row = try Row.fetchOne(
-            db.cachedStatement(sql: """
-                SELECT
-                  COALESCE(SUM(CASE WHEN state = 'reserved' THEN amount_reserved_minor_units END), 0) AS reserved,
-                  COALESCE(SUM(CASE WHEN state = 'settled' THEN amount_settled_minor_units END), 0) AS settled
-                FROM draws WHERE envelope_id = ?
-                """),
-            arguments: [envelopeID])
-        return (row?["reserved"] ?? 0, row?["settled"] ?? 0)
+    /// The envelope's running totals (kept by triggers on `draws`, migration v4): O(1) however many draws it has.
+    private static func sums(_ envelopeRow: Row) -> (reserved: Int64, settled: Int64) {
+        (envelopeRow["reserved_minor_units"] ?? 0, envelopeRow["settled_minor_units"] ?? 0)
     }
 
     private static func envelope(from row: Row) throws -> EnvelopeRecord {

@@ -32,22 +32,20 @@ public final class SQLiteCredentialStore: CredentialStore {
             try db.cachedStatement(
                 sql: """
                     INSERT OR REPLACE INTO credentials(credential_id, request_id, rail, challenge_url, payload_json, state,
-                      manual_hold_reason, persisted_at, redeemed_at, last_transition_at, expires_at)
-                    VALUES (?, ?, ?, ?, ?, 'redeemed', NULL, ?, ?, ?, ?)
+                      manual_hold_reason, persisted_at, redeemed_at, last_transition_at, expires_at, origin)
+                    VALUES (?, ?, ?, ?, ?, 'redeemed', NULL, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: [credential.id, credential.requestID, credential.rail.rawValue, credential.challengeURL, json,
-                            now, now, now, credential.expiresAt.map(Timestamp.iso)])
+                            now, now, now, credential.expiresAt.map(Timestamp.iso), credential.origin])
         }
     }
 
+    /// Looks up by the indexed `origin` column (rows written before it existed were backfilled by the migration).
+    /// The read runs synchronously on a reader connection: in WAL mode a read never waits for a writer, and this
+    /// lookup starts every call, so it skips the hop to a reader queue and back.
     public func credential(for url: URL, now: Date) async throws -> StoredCredential? {
-        let rows = try await pool.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT credential_id, request_id, rail, challenge_url, payload_json, expires_at FROM credentials
-                WHERE state IN ('persisted', 'redeemed') ORDER BY persisted_at DESC, rowid DESC
-                """))
-        }
+        let rows = try rows(origin: url.routeweilerOrigin)
         let decoder = JSONDecoder()
         for row in rows {
             guard let json: String = row["payload_json"],
@@ -64,6 +62,15 @@ public final class SQLiteCredentialStore: CredentialStore {
         return nil
     }
 
+    private func rows(origin: String) throws -> [Row] {
+        try pool.read { db in
+            try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT credential_id, request_id, rail, challenge_url, payload_json, expires_at FROM credentials
+                WHERE origin = ? AND state IN ('persisted', 'redeemed') ORDER BY persisted_at DESC, rowid DESC
+                """), arguments: [origin])
+        }
+    }
+
     public func remove(id: String) async throws {
         _ = try await pool.write { db in
             try db.execute(sql: "DELETE FROM credentials WHERE credential_id = ?", arguments: [id])
@@ -73,7 +80,7 @@ public final class SQLiteCredentialStore: CredentialStore {
 
 /// Records each intent to pay in `payment_intents` before paying, so that a crash can be recovered.
 public final class SQLitePaymentJournal: PaymentJournal {
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     public init(path: String) throws {
         self.pool = try RouteweilerDatabase.open(path: path)
@@ -92,30 +99,41 @@ public final class SQLitePaymentJournal: PaymentJournal {
     }
 
     public func begin(_ intent: PaymentIntent) async throws {
-        let details = Details(url: intent.url, settleMinorUnits: intent.settleMinorUnits,
-                              credentialPrefix: intent.credentialPrefix?.value,
-                              credentialExpiresAt: intent.credentialExpiresAt.map(Timestamp.iso))
-        let json = String(decoding: try JSONEncoder().encode(details), as: UTF8.self)
-        try await pool.write { db in
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO payment_intents(id, request_id, rail, origin, envelope_id, draw_id, payment_hash, invoice,
-                      credential_scope, state, proof, created_at, resolved_at, details_json)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, NULL, ?)
-                    """
-            ).execute(
-                arguments: [intent.id, intent.requestID, intent.rail.rawValue, intent.origin, intent.envelopeID,
-                            intent.drawID, intent.paymentHash, intent.invoice, intent.credentialScope,
-                            Self.text(intent.createdAt), json])
-        }
+        let json = try Self.detailsJSON(intent)
+        try await pool.write { db in try Self.insert(intent, details: json, db) }
     }
 
     public func resolve(id: String, state: PaymentIntent.State, proof: String?, now: Date) async throws {
-        _ = try await pool.write { db in
-            try db.cachedStatement(
-                sql: "UPDATE payment_intents SET state = ?, proof = COALESCE(?, proof), resolved_at = ? WHERE id = ?"
-            ).execute(arguments: [state.rawValue, proof, Self.text(now), id])
-        }
+        try await pool.write { db in try Self.resolve(id: id, state: state, proof: proof, now: now, db) }
+    }
+
+    /// The intent's recovery details as JSON (the URL, the settle amount, the credential to rebuild).
+    static func detailsJSON(_ intent: PaymentIntent) throws -> String {
+        let details = Details(url: intent.url, settleMinorUnits: intent.settleMinorUnits,
+                              credentialPrefix: intent.credentialPrefix?.value,
+                              credentialExpiresAt: intent.credentialExpiresAt.map(Timestamp.iso))
+        return String(decoding: try JSONEncoder().encode(details), as: UTF8.self)
+    }
+
+    /// Inserts a pending intent inside the caller's write transaction.
+    static func insert(_ intent: PaymentIntent, details: String, _ db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO payment_intents(id, request_id, rail, origin, envelope_id, draw_id, payment_hash, invoice,
+                  credential_scope, state, proof, created_at, resolved_at, details_json)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, NULL, ?)
+                """
+        ).execute(
+            arguments: [intent.id, intent.requestID, intent.rail.rawValue, intent.origin, intent.envelopeID,
+                        intent.drawID, intent.paymentHash, intent.invoice, intent.credentialScope,
+                        text(intent.createdAt), details])
+    }
+
+    /// Resolves an intent inside the caller's write transaction.
+    static func resolve(id: String, state: PaymentIntent.State, proof: String?, now: Date, _ db: Database) throws {
+        try db.cachedStatement(
+            sql: "UPDATE payment_intents SET state = ?, proof = COALESCE(?, proof), resolved_at = ? WHERE id = ?"
+        ).execute(arguments: [state.rawValue, proof, text(now), id])
     }
 
     public func pending() async throws -> [PaymentIntent] {
@@ -163,15 +181,19 @@ extension RouteweilerClient.Configuration {
     /// try config.useSQLite(path: "routeweiler.db")
     /// config.budget = .envelope(id: "agent-42")
     /// ```
+    ///
+    /// Trace rows are written behind the call by default (see ``SQLiteTraceSink/WriteMode``); draws and payment
+    /// intents are always written before the payment, the intent in the reservation's transaction.
     public mutating func useSQLite(path: String, keystore: EnvelopeKeystore = EnvelopeKeystore(),
-                                   urlMode: SQLiteTraceSink.URLMode = .raw) throws {
+                                   urlMode: SQLiteTraceSink.URLMode = .raw,
+                                   traceWrites: SQLiteTraceSink.WriteMode = .writeBehind) throws {
         let pool: DatabasePool
         do {
             pool = try RouteweilerDatabase.open(path: path)
         } catch let error as DatabaseError where SQLiteBudgetStore.isBusy(error) {
             throw SQLiteBudgetStore.busyError(path: path, timeout: 10)
         }
-        traceSink = SQLiteTraceSink(pool: pool, path: path, urlMode: urlMode)
+        traceSink = SQLiteTraceSink(pool: pool, path: path, urlMode: urlMode, writeMode: traceWrites)
         budgetStore = SQLiteBudgetStore(pool: pool, path: path, keystore: keystore)
         credentialStore = SQLiteCredentialStore(pool: pool)
         paymentJournal = SQLitePaymentJournal(pool: pool)

@@ -103,6 +103,59 @@ package enum RouteweilerDatabase {
         m.registerMigration("v3-intent-details") { db in
             try db.execute(sql: "ALTER TABLE payment_intents ADD COLUMN details_json TEXT")
         }
+        // Running totals per envelope, kept by triggers on `draws` (so every writer keeps them, whatever its
+        // code): the cap check reads two columns instead of summing every draw of the envelope.
+        m.registerMigration("v4-envelope-totals") { db in
+            try db.execute(sql: """
+                ALTER TABLE envelopes ADD COLUMN reserved_minor_units INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE envelopes ADD COLUMN settled_minor_units INTEGER NOT NULL DEFAULT 0;
+                UPDATE envelopes SET
+                  reserved_minor_units = COALESCE((SELECT SUM(amount_reserved_minor_units) FROM draws
+                    WHERE envelope_id = envelopes.id AND state = 'reserved'), 0),
+                  settled_minor_units = COALESCE((SELECT SUM(amount_settled_minor_units) FROM draws
+                    WHERE envelope_id = envelopes.id AND state = 'settled'), 0);
+                CREATE TRIGGER IF NOT EXISTS draws_totals_insert AFTER INSERT ON draws BEGIN
+                  UPDATE envelopes SET
+                    reserved_minor_units = reserved_minor_units
+                      + CASE WHEN NEW.state = 'reserved' THEN NEW.amount_reserved_minor_units ELSE 0 END,
+                    settled_minor_units = settled_minor_units
+                      + CASE WHEN NEW.state = 'settled' THEN COALESCE(NEW.amount_settled_minor_units, 0) ELSE 0 END
+                  WHERE id = NEW.envelope_id;
+                END;
+                CREATE TRIGGER IF NOT EXISTS draws_totals_update
+                AFTER UPDATE OF state, amount_reserved_minor_units, amount_settled_minor_units, envelope_id ON draws
+                BEGIN
+                  UPDATE envelopes SET
+                    reserved_minor_units = reserved_minor_units
+                      - CASE WHEN OLD.state = 'reserved' THEN OLD.amount_reserved_minor_units ELSE 0 END,
+                    settled_minor_units = settled_minor_units
+                      - CASE WHEN OLD.state = 'settled' THEN COALESCE(OLD.amount_settled_minor_units, 0) ELSE 0 END
+                  WHERE id = OLD.envelope_id;
+                  UPDATE envelopes SET
+                    reserved_minor_units = reserved_minor_units
+                      + CASE WHEN NEW.state = 'reserved' THEN NEW.amount_reserved_minor_units ELSE 0 END,
+                    settled_minor_units = settled_minor_units
+                      + CASE WHEN NEW.state = 'settled' THEN COALESCE(NEW.amount_settled_minor_units, 0) ELSE 0 END
+                  WHERE id = NEW.envelope_id;
+                END;
+                CREATE TRIGGER IF NOT EXISTS draws_totals_delete AFTER DELETE ON draws BEGIN
+                  UPDATE envelopes SET
+                    reserved_minor_units = reserved_minor_units
+                      - CASE WHEN OLD.state = 'reserved' THEN OLD.amount_reserved_minor_units ELSE 0 END,
+                    settled_minor_units = settled_minor_units
+                      - CASE WHEN OLD.state = 'settled' THEN COALESCE(OLD.amount_settled_minor_units, 0) ELSE 0 END
+                  WHERE id = OLD.envelope_id;
+                END;
+                """)
+        }
+        // Credentials are looked up by origin at the start of every call: keep it in a column with an index.
+        m.registerMigration("v5-credential-origin") { db in
+            try db.execute(sql: """
+                ALTER TABLE credentials ADD COLUMN origin TEXT;
+                UPDATE credentials SET origin = json_extract(payload_json, '$.origin') WHERE json_valid(payload_json);
+                CREATE INDEX IF NOT EXISTS credentials_origin ON credentials(origin, state);
+                """)
+        }
         return m
     }
 }

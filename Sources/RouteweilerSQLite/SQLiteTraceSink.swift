@@ -1,42 +1,136 @@
 import Foundation
 import GRDB
 public import Routeweiler
+import Synchronization
+
+/// Trace rows queued by a write-behind ``SQLiteTraceSink`` could not be written (they are lost; no money data is).
+public struct TraceWriteError: Error, CustomStringConvertible {
+    public var lostRows: Int
+    public var path: String
+    public var cause: (any Error)?
+    public var description: String {
+        "\(lostRows) trace row(s) could not be written to \(path): \(cause.map { "\($0)" } ?? "unknown error")"
+    }
+}
 
 /// Stores each finished call as one row of `trace_events` in an SQLite file (SPEC §12.3, §13).
 ///
 /// Rows are inserted with `INSERT OR IGNORE` keyed by `request_id`, so recording the same event twice keeps one
 /// row. The file is created with mode 0600 and opened in WAL mode; several processes may share it.
+///
+/// By default rows are written behind the call (``WriteMode/writeBehind``): ``record(_:)`` queues the event and
+/// returns, and one background task writes whatever is queued in one transaction, then the next batch. A trace row
+/// is not money data (draws and payment intents are written before paying, in the budget store and the journal),
+/// so this takes the trace write off the call's latency without weakening what a crash can lose of money state.
+/// ``flush()`` (called by ``RouteweilerClient/shutdown()``) and every read wait for the queue first.
 public final class SQLiteTraceSink: TraceSink {
     /// How URLs are written: as sent, or without query and fragment.
     public enum URLMode: String, Sendable { case raw, drop }
 
+    /// When a recorded event reaches the file.
+    public enum WriteMode: Sendable, Hashable {
+        /// ``record(_:)`` writes the row (one transaction) before it returns.
+        case immediate
+        /// ``record(_:)`` queues the row; a background task writes queued rows in batches, usually within a
+        /// millisecond. A process killed before ``flush()`` loses the rows still queued.
+        case writeBehind
+    }
+
     public let path: String
     public let urlMode: URLMode
+    public let writeMode: WriteMode
     private let pool: DatabasePool
+    private let queue = Mutex(Queue())
+    /// Above this many queued rows, ``record(_:)`` waits for the writer (bounded memory under overload).
+    private let maxQueued = 4096
+
+    private struct Queue: Sendable {
+        var events: [TraceEvent] = []
+        var writer: Task<Void, Never>?
+        var lostRows = 0
+        var firstError: (any Error)?
+    }
 
     /// Opens (or creates) the database at `path` and runs the migrations.
-    public init(path: String = "./routeweiler-traces.db", urlMode: URLMode = .raw) throws {
+    public init(path: String = "./routeweiler-traces.db", urlMode: URLMode = .raw,
+                writeMode: WriteMode = .writeBehind) throws {
         self.path = path
         self.urlMode = urlMode
+        self.writeMode = writeMode
         self.pool = try RouteweilerDatabase.open(path: path)
     }
 
     /// A sink on an open pool (shared with the other stores of the same file, see `useSQLite`).
-    init(pool: DatabasePool, path: String, urlMode: URLMode) {
+    init(pool: DatabasePool, path: String, urlMode: URLMode, writeMode: WriteMode) {
         self.path = path
         self.urlMode = urlMode
+        self.writeMode = writeMode
         self.pool = pool
     }
 
     public func record(_ event: TraceEvent) async throws {
-        let row = try Self.row(for: prepared(event))
-        try await pool.write { db in try Self.insert(row, db) }
+        switch writeMode {
+        case .immediate:
+            let row = try Self.row(for: prepared(event))
+            try await pool.write { db in try Self.insert(row, db) }
+        case .writeBehind:
+            let queued = queue.withLock { q -> Int in
+                q.events.append(event)
+                if q.writer == nil { q.writer = Task.detached { await self.drain() } }
+                return q.events.count
+            }
+            if queued >= maxQueued { await waitForQueue() }
+        }
     }
 
     /// Records several finished calls in one transaction (one commit instead of one per row); each event still
     /// gets exactly one row.
     public func record(contentsOf events: [TraceEvent]) async throws {
         guard !events.isEmpty else { return }
+        try await write(events)
+    }
+
+    /// Waits until every queued row is written.
+    /// - Throws: ``TraceWriteError`` when rows queued since the last flush could not be written (they are lost;
+    ///   the error is reported once).
+    public func flush() async throws {
+        await waitForQueue()
+        let (lost, error) = queue.withLock { q in
+            defer { q.lostRows = 0; q.firstError = nil }
+            return (q.lostRows, q.firstError)
+        }
+        if lost > 0 { throw TraceWriteError(lostRows: lost, path: path, cause: error) }
+    }
+
+    private func waitForQueue() async {
+        while let writer = queue.withLock({ $0.writer }) { await writer.value }
+    }
+
+    /// The background writer: takes everything queued, writes it in one transaction, until the queue is empty.
+    private func drain() async {
+        while true {
+            let batch = queue.withLock { q -> [TraceEvent] in
+                if q.events.isEmpty {
+                    q.writer = nil
+                    return []
+                }
+                var batch: [TraceEvent] = []
+                swap(&batch, &q.events)
+                return batch
+            }
+            if batch.isEmpty { return }
+            do {
+                try await write(batch)
+            } catch {
+                queue.withLock { q in
+                    q.lostRows += batch.count
+                    if q.firstError == nil { q.firstError = error }
+                }
+            }
+        }
+    }
+
+    private func write(_ events: [TraceEvent]) async throws {
         let rows = try events.map { try Self.row(for: prepared($0)) }
         try await pool.write { db in
             for row in rows { try Self.insert(row, db) }
@@ -78,8 +172,9 @@ public final class SQLiteTraceSink: TraceSink {
         try db.cachedStatement(sql: insertSQL).execute(arguments: row)
     }
 
-    /// The most recent events, newest first.
+    /// The most recent events, newest first (after the queued rows are written).
     public func events(limit: Int = 100) async throws -> [TraceEvent] {
+        await waitForQueue()
         let payloads = try await pool.read { db in
             try String.fetchAll(db, sql: "SELECT payload FROM trace_events ORDER BY ts_start DESC, rowid DESC LIMIT ?",
                                 arguments: [limit])
@@ -92,6 +187,7 @@ public final class SQLiteTraceSink: TraceSink {
 
     /// The number of rows in `trace_events`.
     public func count() async throws -> Int {
+        await waitForQueue()
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM trace_events") ?? 0 }
     }
 
@@ -106,7 +202,8 @@ public final class SQLiteTraceSink: TraceSink {
 extension TraceSink where Self == SQLiteTraceSink {
     /// An SQLite trace sink at `path` (SPEC §12.3).
     public static func sqlite(_ path: String = "./routeweiler-traces.db",
-                              urlMode: SQLiteTraceSink.URLMode = .raw) throws -> SQLiteTraceSink {
-        try SQLiteTraceSink(path: path, urlMode: urlMode)
+                              urlMode: SQLiteTraceSink.URLMode = .raw,
+                              writeMode: SQLiteTraceSink.WriteMode = .writeBehind) throws -> SQLiteTraceSink {
+        try SQLiteTraceSink(path: path, urlMode: urlMode, writeMode: writeMode)
     }
 }

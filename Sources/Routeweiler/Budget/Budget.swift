@@ -208,4 +208,45 @@ public protocol BudgetStore: Sendable {
     /// Verifies a receipt against the key stored with its envelope (not the key inside the receipt).
     /// - Throws: ``ReceiptVerificationError`` when the receipt was altered or signed by another key.
     func verify(_ receipt: DrawReceipt) async throws
+
+    /// Reserves like ``reserve(envelopeID:requestID:idempotencyKey:amountMinorUnits:rail:lease:now:)`` and records
+    /// `intent` (with ``PaymentIntent/drawID`` set to the new draw) as pending in `journal`, before any money moves.
+    ///
+    /// A store that shares its database with `journal` does both in one transaction: either both are written or
+    /// neither. The default reserves, begins the intent, and releases the reservation if the intent cannot be
+    /// recorded.
+    /// - Throws: the reservation's errors, or ``JournalWriteError`` when the intent could not be recorded (then
+    ///   nothing is reserved).
+    func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
+                 rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
+                 in journal: any PaymentJournal) async throws -> DrawReceipt
+
+    /// Settles a draw (as ``settle(drawID:amountMinorUnits:now:)``) and marks the intent `succeeded` with its
+    /// proof; in one transaction when the store shares its database with `journal`.
+    func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
+                in journal: any PaymentJournal) async throws
+}
+
+extension BudgetStore {
+    public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
+                        rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
+                        in journal: any PaymentJournal) async throws -> DrawReceipt {
+        let receipt = try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                                        amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now)
+        var intent = intent
+        intent.drawID = receipt.receiptId
+        do {
+            try await journal.begin(intent)
+        } catch {
+            try? await release(drawID: receipt.receiptId, now: now)
+            throw JournalWriteError(cause: error)
+        }
+        return receipt
+    }
+
+    public func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
+                       in journal: any PaymentJournal) async throws {
+        try await settle(drawID: drawID, amountMinorUnits: amountMinorUnits, now: now)
+        try await journal.resolve(id: intentID, state: .succeeded, proof: proof, now: now)
+    }
 }

@@ -1,0 +1,221 @@
+import Foundation
+import GRDB
+import Routeweiler
+import RouteweilerTesting
+import RouteweilerSQLite
+import Testing
+
+/// What the hot-path storage changes must not break: running totals equal the draws, the intent and the
+/// reservation commit or roll back together, and write-behind trace rows all land exactly once.
+@Suite struct HotPathStorageTests {
+    private static let t0 = Date(timeIntervalSince1970: 1_780_000_000.25)
+
+    private static func envelope(_ id: String = "env-1", cap: Int64 = 1_000) -> BudgetEnvelope {
+        BudgetEnvelope(id: id, capMinorUnits: cap, capCurrency: .usd, allowedRails: [.l402, .x402], ttlSeconds: 3600)
+    }
+
+    /// Sums the draws by hand, the way the store did before it kept totals.
+    private static func handSums(_ draws: [DrawRecord]) -> (reserved: Int64, settled: Int64) {
+        (draws.filter { $0.state == .reserved }.reduce(0) { $0 + $1.amountReservedMinorUnits },
+         draws.filter { $0.state == .settled }.reduce(0) { $0 + ($1.amountSettledMinorUnits ?? 0) })
+    }
+
+    @Test(arguments: Backend.available) func runningTotalsEqualTheDrawsAfterEveryKindOfTransition(_ backend: Backend)
+        async throws
+    {
+        let backing = try await StoreUnderTest(backend, name: "totals")
+        let store = try backing.budgetStore()
+        _ = try await store.createEnvelope(Self.envelope(), now: Self.t0)
+        _ = try await store.createEnvelope(Self.envelope("env-2"), now: Self.t0)
+        var generator = SystemRandomNumberGenerator()
+        var open: [String] = []
+        for step in 0..<120 {
+            let envelope = step % 3 == 0 ? "env-2" : "env-1"
+            switch Int.random(in: 0..<5, using: &generator) {
+            case 0, 1:
+                let r = try? await store.reserve(
+                    envelopeID: envelope, requestID: "r\(step)", idempotencyKey: "k\(step)",
+                    amountMinorUnits: Int64.random(in: 1...30, using: &generator), rail: .l402,
+                    lease: .seconds(step % 4 == 0 ? 1 : 600), now: Self.t0)
+                if let r { open.append(r.receiptId) }
+            case 2 where !open.isEmpty:
+                let id = open.removeFirst()
+                try await store.settle(drawID: id, amountMinorUnits: Int64.random(in: 0...30, using: &generator),
+                                       now: Self.t0)
+            case 3 where !open.isEmpty:
+                try await store.release(drawID: open.removeLast(), now: Self.t0)
+            default:
+                _ = try await store.sweepExpired(now: Self.t0.addingTimeInterval(5))
+            }
+            for id in ["env-1", "env-2"] {
+                let balance = try await store.balance(envelopeID: id)
+                let sums = Self.handSums(try await store.draws(envelopeID: id))
+                #expect(balance.reservedMinorUnits == sums.reserved && balance.settledMinorUnits == sums.settled,
+                        "step \(step), \(id): totals \(balance.reservedMinorUnits)/\(balance.settledMinorUnits), draws \(sums)")
+            }
+        }
+        // A settled draw revived after a sweep and a hand-deleted row are counted too.
+        try await backing.sql("DELETE FROM draws WHERE state = 'rolled_back'")
+        for id in ["env-1", "env-2"] {
+            let balance = try await store.balance(envelopeID: id)
+            let sums = Self.handSums(try await store.draws(envelopeID: id))
+            #expect(balance.reservedMinorUnits == sums.reserved && balance.settledMinorUnits == sums.settled)
+        }
+    }
+
+    @Test func theMigrationBackfillsTotalsForDrawsWrittenBeforeIt() async throws {
+        let path = temporaryDatabasePath("backfill")
+        let keys = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString)
+            .appendingPathComponent("keys")
+        do {
+            let old = try DatabasePool(path: path)
+            try RouteweilerDatabase.migrator.migrate(old, upTo: "v3-intent-details")
+            try await old.write { db in
+                try db.execute(sql: """
+                    INSERT INTO envelopes(id, cap_minor_units, cap_currency, allowed_rails, allowed_origins_glob, status,
+                      created_at, expires_at, counter_public_key) VALUES
+                      ('old', 100, 'USD', '["l402"]', '[]', 'active', '2026-01-01T00:00:00.000000+00:00',
+                       '2099-01-01T00:00:00.000000+00:00', 'k');
+                    INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
+                      amount_settled_minor_units, rail_quoted, state, issued_at, expires_at) VALUES
+                      ('d1', 'old', 'r1', 'k1', 10, NULL, 'l402', 'reserved', 'x', 'y'),
+                      ('d2', 'old', 'r2', 'k2', 20, 17, 'l402', 'settled', 'x', 'y'),
+                      ('d3', 'old', 'r3', 'k3', 40, NULL, 'l402', 'rolled_back', 'x', 'y');
+                    """)
+            }
+        }
+        let store = try SQLiteBudgetStore(path: path, keystore: EnvelopeKeystore(directory: keys))
+        let balance = try await store.balance(envelopeID: "old")
+        #expect(balance.reservedMinorUnits == 10 && balance.settledMinorUnits == 17 && balance.remainingMinorUnits == 73)
+    }
+
+    @Test func theReservationAndTheIntentCommitTogether() async throws {
+        let path = temporaryDatabasePath("atomic")
+        let keys = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString)
+            .appendingPathComponent("keys")
+        var config = RouteweilerClient.Configuration(funding: [])
+        try config.useSQLite(path: path, keystore: EnvelopeKeystore(directory: keys))
+        let store = try #require(config.budgetStore)
+        let journal = try #require(config.paymentJournal)
+        _ = try await store.createEnvelope(Self.envelope(cap: 50), now: Self.t0)
+        func intent(_ id: String) -> PaymentIntent {
+            PaymentIntent(id: id, requestID: "req-" + id, rail: .l402, origin: "http://127.0.0.1:1", url: "http://127.0.0.1:1/p",
+                          envelopeID: "env-1", drawID: nil, settleMinorUnits: 7, paymentHash: "ab", invoice: "lnbc",
+                          credentialPrefix: Redacted("L402 mac"), credentialScope: "services:x", credentialExpiresAt: nil,
+                          createdAt: Self.t0)
+        }
+
+        let receipt = try await store.reserve(envelopeID: "env-1", requestID: "req-a", idempotencyKey: "a",
+                                              amountMinorUnits: 9, rail: .l402, lease: .seconds(600), now: Self.t0,
+                                              recording: intent("intent-a"), in: journal)
+        let pending = try await journal.pending()
+        #expect(pending.map(\.id) == ["intent-a"] && pending.first?.drawID == receipt.receiptId)
+
+        // The intent cannot be written (its id is taken): the reservation is rolled back with it.
+        await #expect(throws: JournalWriteError.self) {
+            _ = try await store.reserve(envelopeID: "env-1", requestID: "req-b", idempotencyKey: "b",
+                                        amountMinorUnits: 5, rail: .l402, lease: .seconds(600), now: Self.t0,
+                                        recording: intent("intent-a"), in: journal)
+        }
+        #expect(try await store.draws(envelopeID: "env-1").count == 1)
+        #expect(try await store.balance(envelopeID: "env-1").reservedMinorUnits == 9)
+
+        // Over the cap: neither a draw nor an intent.
+        await #expect(throws: BudgetExceededError.self) {
+            _ = try await store.reserve(envelopeID: "env-1", requestID: "req-c", idempotencyKey: "c",
+                                        amountMinorUnits: 42, rail: .l402, lease: .seconds(600), now: Self.t0,
+                                        recording: intent("intent-c"), in: journal)
+        }
+        #expect(try await journal.pending().map(\.id) == ["intent-a"])
+
+        // Settling resolves the intent in the same transaction.
+        try await store.settle(drawID: receipt.receiptId, amountMinorUnits: 7, now: Self.t0, resolving: "intent-a",
+                               proof: "cafe", in: journal)
+        #expect(try await journal.pending().isEmpty)
+        let balance = try await store.balance(envelopeID: "env-1")
+        #expect(balance.settledMinorUnits == 7 && balance.reservedMinorUnits == 0)
+        let all = try await (journal as? SQLitePaymentJournal)?.all() ?? []
+        #expect(all.map(\.state) == ["succeeded"] && all.first?.proof == "cafe")
+
+        // A journal on another file gets the two-step fallback, with the same outcome.
+        let other = try SQLitePaymentJournal(path: temporaryDatabasePath("other-journal"))
+        let r2 = try await store.reserve(envelopeID: "env-1", requestID: "req-d", idempotencyKey: "d",
+                                         amountMinorUnits: 3, rail: .l402, lease: .seconds(600), now: Self.t0,
+                                         recording: intent("intent-d"), in: other)
+        #expect(try await other.pending().first?.drawID == r2.receiptId)
+        try await other.begin(intent("intent-e"))
+        await #expect(throws: JournalWriteError.self) {
+            _ = try await store.reserve(envelopeID: "env-1", requestID: "req-e", idempotencyKey: "e",
+                                        amountMinorUnits: 4, rail: .l402, lease: .seconds(600), now: Self.t0,
+                                        recording: intent("intent-e"), in: other)
+        }
+        #expect(try await store.balance(envelopeID: "env-1").reservedMinorUnits == 3)
+    }
+
+    private func event(_ id: String, status: Int = 200) -> TraceEvent {
+        TraceEvent(requestId: id, agentId: "agent", envelopeId: nil, policyHash: RouteweilerClient.defaultPolicyHash,
+                   method: "GET", url: "http://127.0.0.1:1/free", challenge: nil, selectedRail: nil, fallbackFrom: nil,
+                   facilitator: nil, fundingSource: nil, payment: nil,
+                   outcome: .init(httpStatus: status, serviceDelivered: true, serviceLatencyMs: 1),
+                   timestampStart: Date(), timestampEnd: Date())
+    }
+
+    @Test func writeBehindRowsAllLandExactlyOnceAndReadsSeeThem() async throws {
+        let path = temporaryDatabasePath("behind")
+        let sink = try SQLiteTraceSink(path: path)
+        #expect(sink.writeMode == .writeBehind)
+        let ids = (0..<500).map { _ in UUIDv7.make() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for chunk in stride(from: 0, to: ids.count, by: 50) {
+                group.addTask {
+                    for id in ids[chunk..<min(chunk + 50, ids.count)] { try await sink.record(self.event(id)) }
+                    try await sink.record(self.event(ids[chunk]))  // a duplicate keeps one row
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await sink.count() == 500)  // reads wait for the queue
+        try await sink.flush()
+        // Another connection sees every row once flushed.
+        let other = try DatabaseQueue(path: path)
+        let stored = try await other.read { try String.fetchSet($0, sql: "SELECT request_id FROM trace_events") }
+        #expect(stored == Set(ids))
+    }
+
+    @Test func immediateRowsAreInTheFileWhenRecordReturns() async throws {
+        let path = temporaryDatabasePath("immediate")
+        let sink = try SQLiteTraceSink(path: path, writeMode: .immediate)
+        try await sink.record(event("one"))
+        let other = try DatabaseQueue(path: path)
+        #expect(try await other.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM trace_events") } == 1)
+    }
+
+    @Test func rowsThatCannotBeWrittenAreReportedByFlush() async throws {
+        let path = temporaryDatabasePath("lost")
+        let sink = try SQLiteTraceSink(path: path)
+        let other = try DatabaseQueue(path: path)
+        try await other.write { try $0.execute(sql: "DROP TABLE trace_events") }
+        try await sink.record(event("a"))
+        try await sink.record(event("b"))
+        do {
+            try await sink.flush()
+            Issue.record("expected TraceWriteError")
+        } catch let error as TraceWriteError {
+            #expect(error.lostRows == 2 && error.path == path)
+        }
+        try await sink.flush()  // reported once
+    }
+
+    @Test func theClientFlushesItsSinkOnShutdown() async throws {
+        let path = temporaryDatabasePath("shutdown")
+        try await FakePaywall.withPaywall(network: FakeLightningNetwork()) { paywall in
+            var config = RouteweilerClient.Configuration(funding: [])
+            config.traceSink = try SQLiteTraceSink(path: path)
+            try await RouteweilerClient.withClient(configuration: config) { rw in
+                for _ in 0..<20 { _ = try await rw.get(paywall.url("/free")) }
+            }
+        }
+        let other = try DatabaseQueue(path: path)
+        #expect(try await other.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM trace_events") } == 20)
+    }
+}
