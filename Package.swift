@@ -181,6 +181,7 @@ let package = Package(
                 "RouteweilerWire",
                 "RouteweilerSQLite",
                 "RouteweilerL402",
+                "RouteweilerX402",
                 "LNDClient",
                 "RouteweilerTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

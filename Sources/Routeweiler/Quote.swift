@@ -81,7 +81,7 @@ extension RouteweilerClient {
             quote.explanation = "the server answered \(response.status.code) without asking for payment; nothing to pay"
             return quote
         }
-        let stickyRail = await sticky.rail(for: .init(origin: request.origin, agentID: configuration.agentID), now: Date())
+        let stickyRail = sticky.rail(for: .init(origin: request.origin, agentID: configuration.agentID), now: Date())
         let limits = Router.Limits(
             referenceCurrency: envelope?.currency ?? configuration.policy.currency, envelopeID: envelope?.id,
             envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.allowedOrigins, fmv: fmv,

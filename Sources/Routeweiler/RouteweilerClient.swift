@@ -7,6 +7,7 @@ public import CoreMetrics
 public import Tracing
 import Instrumentation
 import RouteweilerWire
+import Synchronization
 
 /// Pays HTTP 402 challenges on your behalf: `try await rw.get(url)` returns the paid response.
 ///
@@ -63,6 +64,9 @@ public final class RouteweilerClient: Sendable {
         public var sessionID: String?
         public var timeouts = Timeouts()
         public var paidRetry = PaidRetry()
+        /// HTTP/1.1 connections the built-in HTTP client keeps open per host (AsyncHTTPClient's soft limit, whose own
+        /// default is 8). Default 32, so that many calls in flight to one API do not queue for a connection.
+        public var connectionsPerHost = 32
         /// Largest response body kept in memory. Default 32 MiB.
         public var maxResponseBytes = 32 * 1024 * 1024
         /// The library never bootstraps logging; pass a logger to see what it does. Secrets are never logged.
@@ -126,6 +130,9 @@ public final class RouteweilerClient: Sendable {
         guard configuration.paidRetry.attempts >= 1 else {
             throw ConfigurationError("paidRetry.attempts must be at least 1")
         }
+        guard configuration.connectionsPerHost >= 1 else {
+            throw ConfigurationError("connectionsPerHost must be at least 1")
+        }
         guard configuration.maxResponseBytes > 0 else {
             throw ConfigurationError("maxResponseBytes must be positive")
         }
@@ -150,6 +157,7 @@ public final class RouteweilerClient: Sendable {
             var ahc = HTTPClient.Configuration()
             ahc.redirectConfiguration = .disallow
             ahc.decompression = .enabled(limit: .ratio(50))
+            ahc.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = configuration.connectionsPerHost
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: ahc)
             self.ownedHTTPClient = client
             self.transport = AsyncHTTPClientTransport(client: client, maxResponseBytes: configuration.maxResponseBytes)
@@ -395,7 +403,7 @@ public final class RouteweilerClient: Sendable {
                 let limits = Router.Limits(
                     referenceCurrency: envelope?.currency ?? configuration.policy.currency, envelopeID: envelope?.id,
                     envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.allowedOrigins, fmv: fmv,
-                    stickyRail: await sticky.rail(for: stickyKey, now: Date()))
+                    stickyRail: sticky.rail(for: stickyKey, now: Date()))
                 let challengeSpan = observability.child("routeweiler.challenge")
                 let decision = await router.route(ChallengeContext(request: request, response: response, now: Date()),
                                                   limits: limits)
@@ -512,7 +520,7 @@ public final class RouteweilerClient: Sendable {
                         candidate.offer, with: candidate.funding,
                         context: PaymentContext(requestID: requestID, logger: logger, now: Date()))
                     retryStart = clock.now
-                    await sticky.remember(candidate.offer.rail, for: stickyKey,
+                    sticky.remember(candidate.offer.rail, for: stickyKey,
                                           challengeExpiresAt: candidate.offer.challenge.expiresAt, now: Date())
                     await settleDraw(&call, proof: proof.proofValue)
                     if reuse, let scope = plan.credentialScope {
@@ -531,7 +539,7 @@ public final class RouteweilerClient: Sendable {
                         (error as? any RouteweilerError)
                         ?? InvoicePaymentError(code: .outcomeUnknown, message: "payment failed with \(error)",
                                                mayHaveMovedFunds: true)
-                    await sticky.forget(stickyKey)
+                    sticky.forget(stickyKey)
                     logger.notice("payment attempt failed", metadata: ["rw.rail": "\(candidate.offer.rail)",
                                                                        "rw.error": "\(failure.errorName)",
                                                                        "rw.may_have_moved_funds": "\(failure.mayHaveMovedFunds)"])
@@ -773,24 +781,37 @@ public final class RouteweilerClient: Sendable {
     }
 }
 
-/// Runs the client's start-up once; concurrent callers wait for the same result.
-actor StartupGate {
-    private var result: Result<RouteweilerClient.EnvelopeBinding?, any Error>?
-    private var running: Task<RouteweilerClient.EnvelopeBinding?, any Error>?
+/// Runs the client's start-up once; concurrent callers wait for the same result. Once it succeeded, every call
+/// reads the result under a lock (no actor hop on the call path).
+final class StartupGate: Sendable {
+    private enum State {
+        case idle
+        case running(Task<RouteweilerClient.EnvelopeBinding?, any Error>)
+        case done(RouteweilerClient.EnvelopeBinding?)
+    }
+    private let state = Mutex<State>(.idle)
 
     func run(_ body: @escaping @Sendable () async throws -> RouteweilerClient.EnvelopeBinding?) async throws
         -> RouteweilerClient.EnvelopeBinding?
     {
-        if let result { return try result.get() }
-        if let running { return try await running.value }
-        let task = Task { try await body() }
-        running = task
+        let task: Task<RouteweilerClient.EnvelopeBinding?, any Error>
+        switch state.withLock({ state -> State in
+            if case .idle = state { state = .running(Task { try await body() }) }
+            return state
+        }) {
+        case .done(let value): return value
+        case .running(let t): task = t
+        case .idle: preconditionFailure("unreachable")
+        }
         do {
             let value = try await task.value
-            result = .success(value)
+            state.withLock { $0 = .done(value) }
             return value
         } catch {
-            running = nil  // a failed start may be retried
+            // A failed start may be retried by the next call.
+            state.withLock { state in
+                if case .running = state { state = .idle }
+            }
             throw error
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Routeweiler
 import Foundation
 
 @main
@@ -36,6 +37,7 @@ struct RunCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var lnd: BenchLNDOptions
+    @OptionGroup var evm: BenchEVMOptions
 
     @Option(name: .customLong("url"), help: "Paid URL (needs an LND node). Default: the built-in paywall's /protected.")
     var url: String?
@@ -43,8 +45,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("free-url"), help: "Free URL for the free-call comparison (default: the built-in /free).")
     var freeURL: String?
 
-    @Option(name: .customLong("rail"), help: "Rail to pay on (l402).")
+    @Option(name: .customLong("rail"), help: "Rail to pay on: l402 (LND) or x402 (EIP-3009 USDC signed locally).")
     var rail: String = "l402"
+
+    @Flag(name: .customLong("isolate"),
+          help: "Run the built-in paywall (and fake LND) in a child process, so peak RSS and CPU are the client's alone.")
+    var isolate = false
 
     @Option(name: .customLong("count"), help: "Sequential paid calls, and sequential free calls.")
     var count: Int = 1000
@@ -77,9 +83,7 @@ struct RunCommand: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard rail == "l402" else {
-            throw ValidationError("--rail \(rail): only l402 is benchmarked so far (the built-in paywall and the LND flags are L402)")
-        }
+        guard rail == "l402" || rail == "x402" else { throw ValidationError("--rail: l402 or x402") }
         guard count > 0, concurrentCalls > 0, iterations > 0, warmup >= 0 else {
             throw ValidationError("counts must be positive")
         }
@@ -107,7 +111,10 @@ struct RunCommand: AsyncParsableCommand {
             let selected = self.selected, levels = self.levels
             let (count, warmup, concurrentCalls, noReuse) = (self.count, self.warmup, self.concurrentCalls, self.noReuse)
             let initial = report
-            report = try await BenchTargets.with(url: url, freeURL: freeURL, lnd: lnd, priceSats: priceSats) { target in
+            report = try await BenchTargets.with(
+                url: url, freeURL: freeURL, rail: RailID(rail), lnd: lnd, evm: evm, priceSats: priceSats,
+                placement: isolate ? .isolated : .inProcess
+            ) { target in
                 var report = initial
                 report.target = target.description
                 let scenarios = Scenarios(target: target, log: log)
@@ -170,13 +177,14 @@ enum TextReport {
         if let s = r.sequentialPaid {
             out.append("")
             out.append("Sequential paid calls (\(s.calls), rail \(r.rail), every call pays: reuse off; SQLite trace + budget envelope + journal + policy), ms")
+            out.append("  pay = \(r.rail == "x402" ? "the EIP-712 signature (local secp256k1)" : "the LND SendPaymentV2 call")")
             out.append(header)
             out.append(row("total", s.totalMs))
             for k in ["challenge", "pay", "paid_retry", "bookkeeping"] { if let v = s.phasesMs[k] { out.append(row("  " + k, v)) } }
             for k in ["route", "reserve_journal", "settle_resolve", "to_retry", "trace"] {
                 if let v = s.bookkeepingSplitMs[k] { out.append(row("    bookkeeping." + k, v)) }
             }
-            if let n = s.lndPayments { out.append("  LND payments: \(n)") }
+            if let n = s.payeePayments { out.append("  payee payments: \(n)") }
         }
         if let f = r.free {
             out.append("")
@@ -201,7 +209,7 @@ enum TextReport {
         }
         if let c = r.capCheck {
             out.append("")
-            out.append("Cap under concurrency: cap \(c.capMinorUnits) cents, \(c.inFlight) in flight, \(c.calls) calls, reuse off → paid \(c.paidCalls), refused \(c.refusedBudgetExceeded), other errors \(c.otherErrors), LND payments \(c.lndPayments.map(String.init) ?? "-"), settled \(c.settledMinorUnits), reserved \(c.reservedMinorUnits), trace rows \(c.traceRows): \(c.holds ? "cap holds exactly" : "CAP CHECK FAILED")")
+            out.append("Cap under concurrency: cap \(c.capMinorUnits) cents, \(c.inFlight) in flight, \(c.calls) calls, reuse off → paid \(c.paidCalls), refused \(c.refusedBudgetExceeded), other errors \(c.otherErrors), payee payments \(c.payeePayments.map(String.init) ?? "-"), settled \(c.settledMinorUnits), reserved \(c.reservedMinorUnits), trace rows \(c.traceRows): \(c.holds ? "cap holds exactly" : "CAP CHECK FAILED")")
         }
         if let m = r.micro {
             out.append("")

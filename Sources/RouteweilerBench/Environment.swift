@@ -6,6 +6,7 @@ import RouteweilerL402
 import RouteweilerSQLite
 import RouteweilerTesting
 import RouteweilerWire
+import RouteweilerX402
 
 /// How to reach an LND node: the same flags and `POLAR_*` variables as `routeweiler get`.
 struct BenchLNDOptions: ParsableArguments {
@@ -54,68 +55,247 @@ struct BenchLNDOptions: ParsableArguments {
     }
 }
 
-/// What the benchmark drives: a paid URL, maybe a free URL, and a Lightning node (all real, or the built-in doubles).
+/// What the benchmark drives: a paid URL, maybe a free URL, and a wallet (all real, or the built-in doubles).
 struct BenchTarget: Sendable {
     var paidURL: String
     var freeURL: String?
-    var source: LightningFundingSource
+    var rail: RailID
+    var source: any FundingSource
     var description: String
-    /// The fake node, when the built-in doubles run (its payment count checks the money).
-    var fakeLND: FakeLND?
+    /// Payments the payee side saw (the fake LND's payments, or the fake ledger's transfers), to check the money;
+    /// `nil` for an external target.
+    var payeePayments: (@Sendable () -> Int)?
+}
+
+/// Where the paywall and the wallet's counterpart run.
+enum BenchPlacement: String, Sendable {
+    /// In this process (client, paywall and fake LND share it).
+    case inProcess = "in-process"
+    /// In a child process (`routeweiler-bench serve`), so this process's memory and CPU are the client's alone.
+    case isolated
 }
 
 enum BenchTargets {
-    /// The paywall settings of the built-in target: 10 sats a call, a token scoped to one service.
-    static func paywallConfiguration(priceSats: UInt64) -> FakePaywall.Configuration {
+    /// The paywall settings of the built-in target: 10 sats a call, a token scoped to one service; or, for x402,
+    /// 6000 USDC base units (0.6 cents, as 10 sats at 60 000 USD/BTC) on Base Sepolia.
+    static func paywallConfiguration(rail: RailID, priceSats: UInt64) -> FakePaywall.Configuration {
         var config = FakePaywall.Configuration()
         config.priceMsat = priceSats * 1000
         config.caveats = ["services=bench:0"]
+        if rail == .x402 {
+            config.schemes = []
+            config.x402 = FakeX402Offering.baseSepoliaUSDC(payTo: merchant, amount: priceSats * 600)
+        }
         return config
     }
 
-    /// Runs `body` against the URL and node given by flags, or against a built-in paywall and fake LND.
+    static let merchant = try! EVMAddress(bytes: [UInt8](repeating: 0x42, count: 20))
+
+    /// A throwaway key for the built-in x402 ledger (never printed; the paywall is told its address only).
+    static func throwawayWallet() -> EVMSigner {
+        var key: Secp256k1.PrivateKey?
+        while key == nil { key = try? Secp256k1.PrivateKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255) }) }
+        return EVMSigner(privateKey: key!)
+    }
+
+    /// Runs `body` against the URL and wallet given by flags, or against a built-in paywall (and fake LND), in this
+    /// process or in a child process.
     static func with<R: Sendable>(
-        url: String?, freeURL: String?, lnd: BenchLNDOptions, priceSats: UInt64,
-        _ body: (BenchTarget) async throws -> R
+        url: String?, freeURL: String?, rail: RailID, lnd: BenchLNDOptions, evm: BenchEVMOptions, priceSats: UInt64,
+        placement: BenchPlacement, _ body: (BenchTarget) async throws -> R
     ) async throws -> R {
         if let url {
-            guard lnd.isConfigured else {
-                throw ValidationError("--url needs an LND node: pass --lnd-host/--tls-cert/--macaroon or set POLAR_LND_*")
-            }
-            return try await LNDClient.withClient(configuration: try lnd.clientConfiguration()) { client in
-                let network: LightningNetwork
-                if let n = lnd.network.flatMap(LightningNetwork.init(rawValue:)) {
-                    network = n
-                } else if let n = try await client.nodeInfo().network {
-                    network = n
-                } else {
-                    throw ValidationError("the node did not report its network; pass --network")
-                }
-                let plain = try await LightningFundingSource.create(lnd: client, network: network)
-                let source = try LightningFundingSource(node: TimedNode(inner: client), network: network,
-                                                        nodePubkey: plain.nodePubkey)
-                return try await body(BenchTarget(paidURL: url, freeURL: freeURL, source: source,
-                                                  description: "\(url) paid through LND at \(client)", fakeLND: nil))
-            }
+            return try await external(url: url, freeURL: freeURL, rail: rail, lnd: lnd, evm: evm, body)
         }
         if lnd.isConfigured {
             throw ValidationError("an LND node without --url: the built-in paywall's invoices are payable only by the fake LND")
         }
-        let network = FakeLightningNetwork()
-        return try await FakeLND.withFakeLND(network: network) { fake in
-            try await FakePaywall.withPaywall(network: network,
-                                              configuration: paywallConfiguration(priceSats: priceSats)) { paywall in
-                try await LNDClient.withClient(configuration: fake.clientConfiguration) { client in
-                    let plain = try await LightningFundingSource.create(lnd: client, network: .bitcoinRegtest)
-                    let source = try LightningFundingSource(node: TimedNode(inner: client), network: .bitcoinRegtest,
-                                                            nodePubkey: plain.nodePubkey)
+        switch placement {
+        case .isolated:
+            return try await isolated(rail: rail, priceSats: priceSats, body)
+        case .inProcess:
+            let network = FakeLightningNetwork()
+            if rail == .x402 {
+                let wallet = throwawayWallet()
+                return try await FakePaywall.withPaywall(
+                    network: network, configuration: paywallConfiguration(rail: .x402, priceSats: priceSats)
+                ) { paywall in
+                    paywall.ledger.mint(UInt64.max / 2, to: wallet.address)
+                    let ledger = paywall.ledger
                     return try await body(BenchTarget(
-                        paidURL: paywall.url("/protected"), freeURL: paywall.url("/free"), source: source,
-                        description: "built-in FakePaywall (\(paywall.baseURL), \(priceSats) sats/call) and FakeLND (gRPC over TLS, 127.0.0.1:\(fake.port))",
-                        fakeLND: fake))
+                        paidURL: paywall.url("/protected"), freeURL: paywall.url("/free"), rail: .x402,
+                        source: EVMFundingSource.baseSepoliaUSDC(wallet: TimedWallet(inner: wallet)),
+                        description: "built-in FakePaywall, x402 v2 (\(paywall.baseURL), \(priceSats * 600) USDC units/call, EIP-712 verified, in-memory ledger), in this process",
+                        payeePayments: { ledger.transfers.count }))
+                }
+            }
+            return try await FakeLND.withFakeLND(network: network) { fake in
+                try await FakePaywall.withPaywall(
+                    network: network, configuration: paywallConfiguration(rail: .l402, priceSats: priceSats)
+                ) { paywall in
+                    try await LNDClient.withClient(configuration: fake.clientConfiguration) { client in
+                        let source = try await timedLightning(client, network: .bitcoinRegtest)
+                        return try await body(BenchTarget(
+                            paidURL: paywall.url("/protected"), freeURL: paywall.url("/free"), rail: .l402, source: source,
+                            description: "built-in FakePaywall (\(paywall.baseURL), \(priceSats) sats/call) and FakeLND (gRPC over TLS, 127.0.0.1:\(fake.port)), in this process",
+                            payeePayments: { fake.paymentCount }))
+                    }
                 }
             }
         }
+    }
+
+    /// A Lightning funding source whose node stamps the pay phase.
+    static func timedLightning(_ client: LNDClient, network: LightningNetwork) async throws -> LightningFundingSource {
+        let plain = try await LightningFundingSource.create(lnd: client, network: network)
+        return try LightningFundingSource(node: TimedNode(inner: client), network: network, nodePubkey: plain.nodePubkey)
+    }
+
+    private static func external<R: Sendable>(
+        url: String, freeURL: String?, rail: RailID, lnd: BenchLNDOptions, evm: BenchEVMOptions,
+        _ body: (BenchTarget) async throws -> R
+    ) async throws -> R {
+        if rail == .x402 {
+            let wallet = try evm.signer()
+            let source = evm.network == "base"
+                ? EVMFundingSource.baseUSDC(wallet: TimedWallet(inner: wallet))
+                : EVMFundingSource.baseSepoliaUSDC(wallet: TimedWallet(inner: wallet))
+            return try await body(BenchTarget(paidURL: url, freeURL: freeURL, rail: .x402, source: source,
+                                              description: "\(url) paid over x402 from \(wallet.address)",
+                                              payeePayments: nil))
+        }
+        guard lnd.isConfigured else {
+            throw ValidationError("--url needs an LND node: pass --lnd-host/--tls-cert/--macaroon or set POLAR_LND_*")
+        }
+        return try await LNDClient.withClient(configuration: try lnd.clientConfiguration()) { client in
+            let network: LightningNetwork
+            if let n = lnd.network.flatMap(LightningNetwork.init(rawValue:)) {
+                network = n
+            } else if let n = try await client.nodeInfo().network {
+                network = n
+            } else {
+                throw ValidationError("the node did not report its network; pass --network")
+            }
+            let source = try await timedLightning(client, network: network)
+            return try await body(BenchTarget(paidURL: url, freeURL: freeURL, rail: .l402, source: source,
+                                              description: "\(url) paid through LND at \(client)", payeePayments: nil))
+        }
+    }
+
+    /// Starts `routeweiler-bench serve` as a child process and drives it like an external target, so that this
+    /// process holds the client only. The child's payment count is read back when it exits.
+    private static func isolated<R: Sendable>(rail: RailID, priceSats: UInt64, _ body: (BenchTarget) async throws -> R)
+        async throws -> R
+    {
+        let child = try ServeChild.start(rail: rail, priceSats: priceSats)
+        defer { child.stop() }
+        let info = child.info
+        guard let paid = info["paid_url"] as? String else { throw BenchFailure("serve printed no paid_url") }
+        let free = info["free_url"] as? String
+        if rail == .x402 {
+            guard let wallet = child.wallet else { throw BenchFailure("no wallet for the isolated x402 paywall") }
+            return try await body(BenchTarget(
+                paidURL: paid, freeURL: free, rail: .x402,
+                source: EVMFundingSource.baseSepoliaUSDC(wallet: TimedWallet(inner: wallet)),
+                description: "FakePaywall x402 v2 in a child process (pid \(child.pid), \(paid))", payeePayments: nil))
+        }
+        guard let host = info["lnd_host"] as? String, let cert = info["tls_cert"] as? String,
+            let macaroon = info["macaroon"] as? String
+        else { throw BenchFailure("serve printed no LND address") }
+        var v = host
+        var port = 10009
+        if let colon = v.lastIndex(of: ":"), let p = Int(v[v.index(after: colon)...]) {
+            port = p
+            v = String(v[..<colon])
+        }
+        let config = LNDClient.Configuration(host: v, port: port, tlsCertificate: .file(cert), macaroon: .file(macaroon))
+        return try await LNDClient.withClient(configuration: config) { client in
+            let source = try await timedLightning(client, network: .bitcoinRegtest)
+            return try await body(BenchTarget(
+                paidURL: paid, freeURL: free, rail: .l402, source: source,
+                description: "FakePaywall (\(priceSats) sats/call) and FakeLND (gRPC over TLS, \(host)) in a child process (pid \(child.pid))",
+                payeePayments: nil))
+        }
+    }
+}
+
+/// `routeweiler-bench serve` running as a child: started with a pipe on stdin (closing it stops the child).
+final class ServeChild: @unchecked Sendable {
+    let process: Process
+    let stdin: Pipe
+    let info: [String: Any]
+    let wallet: EVMSigner?
+    var pid: Int32 { process.processIdentifier }
+
+    private init(process: Process, stdin: Pipe, info: [String: Any], wallet: EVMSigner?) {
+        self.process = process
+        self.stdin = stdin
+        self.info = info
+        self.wallet = wallet
+    }
+
+    static func start(rail: RailID, priceSats: UInt64) throws -> ServeChild {
+        let wallet = rail == .x402 ? BenchTargets.throwawayWallet() : nil
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var arguments = ["serve", "--rail", rail.rawValue, "--price-sats", "\(priceSats)"]
+        if let wallet { arguments += ["--mint-to", wallet.address.description] }
+        process.arguments = arguments
+        let stdin = Pipe(), stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        try process.run()
+        // The first line of the child's output is its JSON description.
+        var line = Data()
+        let handle = stdout.fileHandleForReading
+        while true {
+            let byte = handle.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line.append(byte)
+        }
+        guard let info = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else {
+            process.terminate()
+            throw BenchFailure("routeweiler-bench serve did not start")
+        }
+        return ServeChild(process: process, stdin: stdin, info: info, wallet: wallet)
+    }
+
+    func stop() {
+        try? stdin.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
+
+/// An x402 wallet that stamps the pay phase (the EIP-712 signature) on the current call's probe.
+struct TimedWallet: EVMWallet {
+    let inner: EVMSigner
+    var address: EVMAddress { inner.address }
+    func signDigest(_ digest32: [UInt8]) async throws -> [UInt8] {
+        let probe = CallProbe.current
+        probe?.payStart = nowNanos()
+        defer { probe?.payEnd = nowNanos() }
+        return try await inner.signDigest(digest32)
+    }
+}
+
+/// The x402 key for an external target: the same flag and variable as `routeweiler get`.
+struct BenchEVMOptions: ParsableArguments {
+    @Option(name: .customLong("evm-key-file"), help: "File holding a hex secp256k1 key, mode 0600 (or ROUTEWEILER_EVM_KEY); --rail x402 with --url.")
+    var keyFile: String?
+
+    @Option(name: .customLong("evm-network"), help: "base or base-sepolia (default base-sepolia).")
+    var network: String = "base-sepolia"
+
+    func validate() throws {
+        guard ["base", "base-sepolia"].contains(network) else { throw ValidationError("--evm-network: base or base-sepolia") }
+    }
+
+    func signer() throws -> EVMSigner {
+        if let keyFile { return try EVMSigner.fromFile(path: keyFile) }
+        if let hex = ProcessInfo.processInfo.environment["ROUTEWEILER_EVM_KEY"], !hex.isEmpty {
+            return try EVMSigner(hexKey: hex)
+        }
+        throw ValidationError("--rail x402 with --url needs --evm-key-file PATH or ROUTEWEILER_EVM_KEY")
     }
 }
 
@@ -149,7 +329,7 @@ enum BenchConfig {
         config.fmvProvider = fmv
         config.policy = try Policy(json: Data(policyJSON.utf8))
         config.budget = .create(BudgetEnvelope(id: "bench", capMinorUnits: capMinorUnits, capCurrency: .usd,
-                                               allowedRails: [.l402], ttlSeconds: 86_400))
+                                               allowedRails: [target.rail], ttlSeconds: 86_400))
         config.reuseCredentials = reuse
         config.agentID = "routeweiler-bench"
         if probe { config.onEvent = CallProbe.onEvent }

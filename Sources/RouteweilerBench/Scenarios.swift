@@ -17,7 +17,8 @@ struct SequentialPaidReport: Codable, Sendable {
     var phasesMs: [String: Summary]
     /// Bookkeeping split: route (parse, policy, FMV), reserve_journal, settle_resolve, trace (finish and trace row).
     var bookkeepingSplitMs: [String: Summary]
-    var lndPayments: Int?
+    /// Payments the payee side saw (fake LND payments or ledger transfers); `nil` for an external target.
+    var payeePayments: Int?
 }
 
 struct FreeReport: Codable, Sendable {
@@ -40,7 +41,8 @@ struct ConcurrentReport: Codable, Sendable {
     var callsPerSecond: Double
     var latencyMs: Summary
     var paidCalls: Int
-    var lndPayments: Int?
+    /// Payments the payee side saw (fake LND payments or ledger transfers); `nil` for an external target.
+    var payeePayments: Int?
     var traceRows: Int
     var settledMinorUnits: Int64
     var reservedMinorUnits: Int64
@@ -55,7 +57,8 @@ struct CapReport: Codable, Sendable {
     var paidCalls: Int
     var refusedBudgetExceeded: Int
     var otherErrors: Int
-    var lndPayments: Int?
+    /// Payments the payee side saw (fake LND payments or ledger transfers); `nil` for an external target.
+    var payeePayments: Int?
     var settledMinorUnits: Int64
     var reservedMinorUnits: Int64
     var traceRows: Int
@@ -72,7 +75,7 @@ struct Scenarios {
         let dir = try BenchConfig.freshDirectory("seq")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = try BenchConfig.full(target: target, directory: dir, reuse: false, probe: true)
-        let lndBefore = target.fakeLND?.paymentCount
+        let lndBefore = target.payeePayments?()
         var probes: [CallProbe] = []
         probes.reserveCapacity(count)
         try await RouteweilerClient.withClient(configuration: config) { rw in
@@ -106,7 +109,7 @@ struct Scenarios {
                 "to_retry": s { $0.retrying - $0.paid },
                 "trace": s { $0.end - $0.completed },
             ],
-            lndPayments: lndBefore.map { (target.fakeLND?.paymentCount ?? 0) - $0 })
+            payeePayments: lndBefore.map { (target.payeePayments?() ?? 0) - $0 })
     }
 
     // MARK: Free calls against plain AsyncHTTPClient
@@ -171,7 +174,7 @@ struct Scenarios {
         let dir = try BenchConfig.freshDirectory("conc")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = try BenchConfig.full(target: target, directory: dir, reuse: reuse, probe: false)
-        let lndBefore = target.fakeLND?.paymentCount
+        let lndBefore = target.payeePayments?()
         let url = target.paidURL
         let (latencies, paid, seconds) = try await RouteweilerClient.withClient(configuration: config) { rw in
             try await rw.start()
@@ -209,13 +212,13 @@ struct Scenarios {
         let rows = try await SQLiteTraceSink(path: db).count()
         let balance = try await SQLiteBudgetStore(path: db, keystore: EnvelopeKeystore(directory: dir + "/keys"))
             .balance(envelopeID: "bench")
-        let lnd = lndBefore.map { (target.fakeLND?.paymentCount ?? 0) - $0 }
+        let lnd = lndBefore.map { (target.payeePayments?() ?? 0) - $0 }
         let ok = rows == calls && balance.reservedMinorUnits == 0 && (lnd == nil || lnd == paid)
             && (paid == 0 ? balance.settledMinorUnits == 0 : balance.settledMinorUnits % Int64(paid) == 0
                 && balance.settledMinorUnits / Int64(paid) >= 1)
         return ConcurrentReport(inFlight: inFlight, reuseCredentials: reuse, calls: calls, seconds: seconds,
                                 callsPerSecond: Double(calls) / seconds, latencyMs: .ms(latencies), paidCalls: paid,
-                                lndPayments: lnd, traceRows: rows, settledMinorUnits: balance.settledMinorUnits,
+                                payeePayments: lnd, traceRows: rows, settledMinorUnits: balance.settledMinorUnits,
                                 reservedMinorUnits: balance.reservedMinorUnits, moneyChecksPass: ok)
     }
 
@@ -225,7 +228,7 @@ struct Scenarios {
         let dir = try BenchConfig.freshDirectory("cap")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = try BenchConfig.full(target: target, directory: dir, reuse: false, capMinorUnits: cap, probe: false)
-        let lndBefore = target.fakeLND?.paymentCount
+        let lndBefore = target.payeePayments?()
         let url = target.paidURL
         let counts = try await RouteweilerClient.withClient(configuration: config) { rw in
             try await rw.start()
@@ -257,14 +260,14 @@ struct Scenarios {
         let rows = try await SQLiteTraceSink(path: db).count()
         let balance = try await SQLiteBudgetStore(path: db, keystore: EnvelopeKeystore(directory: dir + "/keys"))
             .balance(envelopeID: "bench")
-        let lnd = lndBefore.map { (target.fakeLND?.paymentCount ?? 0) - $0 }
+        let lnd = lndBefore.map { (target.payeePayments?() ?? 0) - $0 }
         let paid = counts["paid"] ?? 0
         let holds = balance.settledMinorUnits <= cap && balance.reservedMinorUnits == 0 && rows == calls
             && (lnd == nil || lnd == paid) && paid + (counts["exceeded"] ?? 0) == calls && paid > 0
             && cap - balance.settledMinorUnits < balance.settledMinorUnits / Int64(paid)  // no room for one more call
         return CapReport(inFlight: inFlight, capMinorUnits: cap, calls: calls, paidCalls: paid,
                          refusedBudgetExceeded: counts["exceeded"] ?? 0, otherErrors: counts["other"] ?? 0,
-                         lndPayments: lnd, settledMinorUnits: balance.settledMinorUnits,
+                         payeePayments: lnd, settledMinorUnits: balance.settledMinorUnits,
                          reservedMinorUnits: balance.reservedMinorUnits, traceRows: rows, holds: holds)
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Routeweiler
 import RouteweilerTesting
+import RouteweilerWire
 
 /// Runs the built-in paywall and fake LND until stdin closes, for other clients (the Python reference SDK).
 struct ServeCommand: AsyncParsableCommand {
@@ -12,6 +14,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("price-sats"), help: "Price of one call in sats.")
     var priceSats: UInt64 = 10
 
+    @Option(name: .customLong("rail"), help: "l402 (paywall + fake LND) or x402 (paywall settling on an in-memory USDC ledger).")
+    var rail: String = "l402"
+
+    @Option(name: .customLong("mint-to"), help: "x402: the address credited on the ledger (the client's wallet).")
+    var mintTo: String?
+
     @Option(name: .customLong("dir"), help: "Directory for tls.cert and admin.macaroon (default: a fresh temporary one).")
     var dir: String?
 
@@ -20,8 +28,10 @@ struct ServeCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let network = FakeLightningNetwork()
         let lnd = try await FakeLND.start(network: network)
-        let paywall = FakePaywall(network: network, configuration: BenchTargets.paywallConfiguration(priceSats: priceSats))
+        let paywall = FakePaywall(network: network,
+                                  configuration: BenchTargets.paywallConfiguration(rail: RailID(rail), priceSats: priceSats))
         try await paywall.start()
+        if let mintTo { paywall.ledger.mint(UInt64.max / 2, to: try EVMAddress(hex: mintTo)) }
         let cert = directory + "/tls.cert", macaroon = directory + "/admin.macaroon"
         try lnd.certificatePEM.write(toFile: cert, atomically: true, encoding: .utf8)
         try Data(lnd.macaroonBytes).write(to: URL(fileURLWithPath: macaroon))
@@ -39,7 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
                 c.resume()
             }
         }
-        FileHandle.standardError.write(Data("serve: \(lnd.paymentCount) payments, \(paywall.stats.paidRequestsServed) paid requests served\n".utf8))
+        FileHandle.standardError.write(Data("serve: \(lnd.paymentCount) LND payments, \(paywall.ledger.transfers.count) ledger transfers, \(paywall.stats.paidRequestsServed) paid requests served, peak RSS \(Memory.peakMiB.map { fmt($0, 1) } ?? "?") MiB\n".utf8))
         await paywall.shutdown()
         await lnd.shutdown()
     }
