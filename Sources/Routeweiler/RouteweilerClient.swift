@@ -774,6 +774,7 @@ public final class RouteweilerClient: Sendable {
 
     /// The URL for the trace, without user info.
     static func traceURL(_ url: URL) -> String {
+        if url.user == nil && url.password == nil { return url.absoluteString }
         guard var c = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return url.absoluteString }
         c.user = nil
         c.password = nil

@@ -124,7 +124,7 @@ enum BenchTargets {
                     let ledger = paywall.ledger
                     return try await body(BenchTarget(
                         paidURL: paywall.url("/protected"), freeURL: paywall.url("/free"), rail: .x402,
-                        source: EVMFundingSource.baseSepoliaUSDC(wallet: TimedWallet(inner: wallet)),
+                        source: Funding.baseSepoliaUSDC(wallet: TimedWallet(inner: wallet)),
                         description: "built-in FakePaywall, x402 v2 (\(paywall.baseURL), \(priceSats * 600) USDC units/call, EIP-712 verified, in-memory ledger), in this process",
                         payeePayments: { ledger.transfers.count }))
                 }
@@ -158,8 +158,8 @@ enum BenchTargets {
         if rail == .x402 {
             let wallet = try evm.signer()
             let source = evm.network == "base"
-                ? EVMFundingSource.baseUSDC(wallet: TimedWallet(inner: wallet))
-                : EVMFundingSource.baseSepoliaUSDC(wallet: TimedWallet(inner: wallet))
+                ? Funding.baseUSDC(wallet: TimedWallet(inner: wallet))
+                : Funding.baseSepoliaUSDC(wallet: TimedWallet(inner: wallet))
             return try await body(BenchTarget(paidURL: url, freeURL: freeURL, rail: .x402, source: source,
                                               description: "\(url) paid over x402 from \(wallet.address)",
                                               payeePayments: nil))
@@ -196,7 +196,7 @@ enum BenchTargets {
             guard let wallet = child.wallet else { throw BenchFailure("no wallet for the isolated x402 paywall") }
             return try await body(BenchTarget(
                 paidURL: paid, freeURL: free, rail: .x402,
-                source: EVMFundingSource.baseSepoliaUSDC(wallet: TimedWallet(inner: wallet)),
+                source: Funding.baseSepoliaUSDC(wallet: TimedWallet(inner: wallet)),
                 description: "FakePaywall x402 v2 in a child process (pid \(child.pid), \(paid))", payeePayments: nil))
         }
         guard let host = info["lnd_host"] as? String, let cert = info["tls_cert"] as? String,

@@ -48,7 +48,7 @@ struct Micro {
 
     func run() async throws -> [MicroResult] {
         let network = FakeLightningNetwork()
-        let paywall = FakePaywall(network: network, configuration: BenchTargets.paywallConfiguration(priceSats: 10))
+        let paywall = FakePaywall(network: network, configuration: BenchTargets.paywallConfiguration(rail: .l402, priceSats: 10))
         let headers = try await paywall.mintChallenge()
         let header = headers[0]
         let challenges = try AuthChallenge.parse(header)
@@ -106,6 +106,29 @@ struct Micro {
                                                   amountMinorUnits: 1, rail: .l402, lease: .seconds(600), now: Date())
             try await store.settle(drawID: receipt.receiptId, amountMinorUnits: 1, now: Date())
         })
+        var shared = RouteweilerClient.Configuration(funding: [])
+        try shared.useSQLite(path: db, keystore: EnvelopeKeystore(directory: dir + "/keys"))
+        guard let sharedStore = shared.budgetStore, let sharedJournal = shared.paymentJournal else {
+            throw BenchFailure("useSQLite set no stores")
+        }
+        func intent(_ id: String) -> PaymentIntent {
+            PaymentIntent(
+                id: id, requestID: id, rail: .l402, origin: "http://127.0.0.1:8080", url: url.absoluteString,
+                envelopeID: "micro", drawID: nil, settleMinorUnits: 1, paymentHash: String(repeating: "ab", count: 32),
+                invoice: l402.invoice, credentialPrefix: Redacted("L402 " + l402.macaroon), credentialScope: "service:bench",
+                credentialExpiresAt: nil, createdAt: Date())
+        }
+        results.append(try await timeAsync(
+            "reserve_with_intent_and_settle_with_resolve", sqliteN,
+            note: "what a paid call writes (useSQLite): reserve + intent in one transaction, settle + resolve in one"
+        ) {
+            let rid = UUIDv7.make()
+            let receipt = try await sharedStore.reserve(
+                envelopeID: "micro", requestID: rid, idempotencyKey: rid, amountMinorUnits: 1, rail: .l402,
+                lease: .seconds(600), now: Date(), recording: intent(rid), in: sharedJournal)
+            try await sharedStore.settle(drawID: receipt.receiptId, amountMinorUnits: 1, now: Date(), resolving: rid,
+                                         proof: String(repeating: "cd", count: 32), in: sharedJournal)
+        })
         let journal = try SQLitePaymentJournal(path: db)
         results.append(try await timeAsync("journal_begin_and_resolve", sqliteN,
                                            note: "SQLitePaymentJournal.begin (before paying) + resolve") {
@@ -117,12 +140,21 @@ struct Micro {
                 createdAt: Date()))
             try await journal.resolve(id: id, state: .succeeded, proof: String(repeating: "cd", count: 32), now: Date())
         })
-        let sink = try SQLiteTraceSink(path: db)
-        results.append(try await timeAsync("trace_write_per_call", sqliteN, note: "SQLiteTraceSink.record: one row, one transaction") {
+        let sink = try SQLiteTraceSink(path: db, writeMode: .immediate)
+        results.append(try await timeAsync("trace_write_per_call", sqliteN,
+                                           note: "SQLiteTraceSink(.immediate).record: JSON, one row, one transaction") {
             var e = event
             e.requestId = UUIDv7.make()
             try await sink.record(e)
         })
+        let behind = try SQLiteTraceSink(path: db)
+        results.append(try await timeAsync("trace_record_write_behind", sqliteN,
+                                           note: "SQLiteTraceSink(.writeBehind).record, the default: queue the event (the call's share)") {
+            var e = event
+            e.requestId = UUIDv7.make()
+            try await behind.record(e)
+        })
+        try await behind.flush()
         let batch = 100
         results.append(try await timeAsync("trace_write_batched", max(10, sqliteN / batch), note: "SQLiteTraceSink.record(contentsOf:) of \(batch) rows in one transaction, per row",
                                            perOperation: batch) {
@@ -149,7 +181,8 @@ struct Micro {
     /// One paid call through the built-in doubles, recorded in memory.
     static func samplePaidEvent() async throws -> TraceEvent {
         let sink = InMemoryTraceSink()
-        try await BenchTargets.with(url: nil, freeURL: nil, lnd: try BenchLNDOptions.parse([]), priceSats: 10) { target in
+        try await BenchTargets.with(url: nil, freeURL: nil, rail: .l402, lnd: try BenchLNDOptions.parse([]),
+                                    evm: try BenchEVMOptions.parse([]), priceSats: 10, placement: .inProcess) { target in
             var config = try BenchConfig.full(target: target, directory: try BenchConfig.freshDirectory("sample"),
                                               reuse: false, probe: false)
             config.traceSink = sink

@@ -33,6 +33,9 @@ public final class SQLiteBudgetStore: BudgetStore {
     private let pool: DatabasePool
     /// Loaded signing keys by envelope id (keys never rotate; each use re-checks the public key on the row).
     private let keys = Mutex<[String: EnvelopeSigningKey]>([:])
+    /// Decoded envelope rows by id, with the row's text they came from: a reservation re-reads the row under the
+    /// write lock every time, and decodes it again only when a column changed.
+    private let decodedEnvelopes = Mutex<[String: (source: EnvelopeRowText, record: EnvelopeRecord)]>([:])
 
     /// Opens (or creates) the database at `path` and runs the migrations.
     /// - Parameters:
@@ -217,7 +220,7 @@ public final class SQLiteBudgetStore: BudgetStore {
             guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM envelopes WHERE id = ?"),
                                              arguments: [envelopeID])
             else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
-            let envelope = try Self.envelope(from: row)
+            let envelope = try self.envelope(cachedFrom: row)
             guard envelope.status == .active else {
                 throw EnvelopeFrozenError(envelopeID: envelopeID, status: envelope.status)
             }
@@ -421,6 +424,15 @@ public final class SQLiteBudgetStore: BudgetStore {
         (envelopeRow["reserved_minor_units"] ?? 0, envelopeRow["settled_minor_units"] ?? 0)
     }
 
+    /// ``envelope(from:)`` through ``decodedEnvelopes``.
+    private func envelope(cachedFrom row: Row) throws -> EnvelopeRecord {
+        let text = EnvelopeRowText(row)
+        if let hit = decodedEnvelopes.withLock({ $0[text.id] }), hit.source == text { return hit.record }
+        let record = try Self.envelope(from: row)
+        decodedEnvelopes.withLock { $0[text.id] = (text, record) }
+        return record
+    }
+
     private static func envelope(from row: Row) throws -> EnvelopeRecord {
         let id: String = row["id"]
         let code: String = row["cap_currency"]
@@ -467,9 +479,13 @@ public final class SQLiteBudgetStore: BudgetStore {
     // MARK: - Lock errors
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await pool.write(body) } catch let error as DatabaseError where Self.isBusy(error) {
+        do { return try syncWrite(body) } catch let error as DatabaseError where Self.isBusy(error) {
             throw Self.busyError(path: path, timeout: busyTimeout)
         }
+    }
+
+    private func syncWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) throws -> T {
+        try pool.write(body)
     }
 
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
@@ -499,6 +515,19 @@ private struct StoredDraw: Sendable {
         self.decoded = Result { try SQLiteBudgetStore.draw(from: row) }
     }
     func record() throws -> DrawRecord { try decoded.get() }
+}
+
+/// The columns an ``EnvelopeRecord`` is decoded from, as stored (the running totals are not part of it).
+private struct EnvelopeRowText: Equatable, Sendable {
+    var id: String
+    var cap: Int64
+    var texts: [String?]
+    init(_ row: Row) {
+        id = row["id"] ?? ""
+        cap = row["cap_minor_units"] ?? 0
+        texts = ["cap_currency", "allowed_rails", "allowed_origins_glob", "status", "created_at", "expires_at",
+                 "counter_public_key", "owner_agent_id"].map { row[$0] }
+    }
 }
 
 /// Set once a key file was created inside a transaction, so the caller can remove it if the row is not committed.

@@ -188,7 +188,7 @@ public final class SQLiteTraceSink: TraceSink {
     /// The number of rows in `trace_events`.
     public func count() async throws -> Int {
         await waitForQueue()
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM trace_events") ?? 0 }
+        return try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM trace_events") ?? 0 }
     }
 
     static func dropQuery(_ url: String) -> String {

@@ -16,6 +16,11 @@ public enum RailAsset: Hashable, Sendable, CustomStringConvertible {
     /// looked up by address only, as in SPEC §10.6.1.
     /// - Throws: ``FmvUnavailableError`` (`unknown_asset`) for anything else.
     public init(parsing currency: String) throws(FmvUnavailableError) {
+        // Lightning's currency string on every L402 call: skip the string searches below.
+        if currency == "btc-lightning" || currency == "sats" {
+            self = .satoshi
+            return
+        }
         let lower = currency.trimmingCharacters(in: .whitespaces).lowercased()
         if lower.hasSuffix("-fiat") {
             let code = String(lower.dropLast("-fiat".count))
