@@ -322,6 +322,19 @@ public final class RouteweilerClient: Sendable {
         var policy: TraceEvent.PolicyVerdict?
         var scopeKey: String?
         var quote: FmvQuote?
+        /// The writes after a successful payment (settle, resolve, credential), running during the paid retry;
+        /// yields the settled amount, `nil` if the settlement could not be written.
+        var postPayment: Task<Int64?, Never>?
+
+        /// Waits for ``postPayment`` and records its outcome on the reservation.
+        mutating func finishPostPayment() async {
+            guard let task = postPayment else { return }
+            postPayment = nil
+            if let amount = await task.value {
+                reservation?.settledMinorUnits = amount
+                reservation?.state = "settled"
+            }
+        }
     }
 
     /// Sends `request`, paying a 402 challenge if needed, and returns the final response.
@@ -522,13 +535,23 @@ public final class RouteweilerClient: Sendable {
                     retryStart = clock.now
                     sticky.remember(candidate.offer.rail, for: stickyKey,
                                           challengeExpiresAt: candidate.offer.challenge.expiresAt, now: Date())
-                    await settleDraw(&call, proof: proof.proofValue)
+                    // Settle the draw, resolve the intent and keep the credential while the paid retry is on the
+                    // wire; the call waits for these writes before it returns (or drops the credential).
+                    var credential: StoredCredential?
                     if reuse, let scope = plan.credentialScope {
-                        try? await credentials.store(StoredCredential(
+                        credential = StoredCredential(
                             id: intentID, rail: candidate.offer.rail, origin: request.origin, scope: scope,
                             headerName: proof.headerName, headerValue: proof.headerValue,
                             expiresAt: plan.credentialExpiresAt, requestID: requestID,
-                            challengeURL: request.url.absoluteString))
+                            challengeURL: request.url.absoluteString)
+                    }
+                    let (drawID, quote, paidIntentID) = (call.drawID, call.quote, call.intentID)
+                    let proofValue = proof.proofValue
+                    call.postPayment = Task {
+                        let settled = await self.settle(drawID: drawID, quote: quote, intentID: paidIntentID,
+                                                        proof: proofValue)
+                        if let credential { try? await self.credentials.store(credential) }
+                        return settled
                     }
                     configuration.onEvent?(.paid(rail: candidate.offer.rail, proofType: proof.proofType,
                                                  proofValue: proof.proofValue, amountNative: proof.amountNative,
@@ -572,6 +595,7 @@ public final class RouteweilerClient: Sendable {
                     lastResponse = response
                     configuration.onEvent?(.completed(status: Int(response.status.code)))
                     if response.status.code == 402 || response.status.code == 401, let id = call.intentID {
+                        await call.finishPostPayment()  // the credential is stored before it is dropped
                         try? await credentials.remove(id: id)  // the server refused what we bought
                     }
                     action = flow.retryResponse(response)
@@ -587,6 +611,7 @@ public final class RouteweilerClient: Sendable {
                 action = .sendPaidRetry(proof, attempt: attempt)
 
             case .complete(let completion):
+                await call.finishPostPayment()
                 let end = Date()
                 let elapsedMs = Self.ms(clock.now - startInstant)
                 let settlementMs = Self.ms(clock.now - retryStart)
@@ -605,26 +630,34 @@ public final class RouteweilerClient: Sendable {
     /// Settles the call's draw and marks its payment intent succeeded (one transaction when the stores share a
     /// database). On failure both stay as they were: the reservation holds and recovery resolves the intent.
     private func settleDraw(_ call: inout CallState, proof: String?) async {
+        if let amount = await settle(drawID: call.drawID, quote: call.quote, intentID: call.intentID, proof: proof) {
+            call.reservation?.settledMinorUnits = amount
+            call.reservation?.state = "settled"
+        }
+    }
+
+    /// The settlement writes; returns the settled amount, or `nil` when there is no draw or it could not be written.
+    private func settle(drawID: String?, quote: FmvQuote?, intentID: String?, proof: String?) async -> Int64? {
         let journal = configuration.paymentJournal
-        guard let drawID = call.drawID, let store = configuration.budgetStore, let quote = call.quote else {
-            if let id = call.intentID {
-                try? await journal?.resolve(id: id, state: .succeeded, proof: proof, now: Date())
+        guard let drawID, let store = configuration.budgetStore, let quote else {
+            if let intentID {
+                try? await journal?.resolve(id: intentID, state: .succeeded, proof: proof, now: Date())
             }
-            return
+            return nil
         }
         let amount = Self.settleAmount(quote)
         do {
-            if let journal, let id = call.intentID {
-                try await store.settle(drawID: drawID, amountMinorUnits: amount, now: Date(), resolving: id,
+            if let journal, let intentID {
+                try await store.settle(drawID: drawID, amountMinorUnits: amount, now: Date(), resolving: intentID,
                                        proof: proof, in: journal)
             } else {
                 try await store.settle(drawID: drawID, amountMinorUnits: amount, now: Date())
             }
-            call.reservation?.settledMinorUnits = amount
-            call.reservation?.state = "settled"
+            return amount
         } catch {
             configuration.logger.error("could not settle a draw; it stays reserved",
                                        metadata: ["rw.draw_id": "\(drawID)"])
+            return nil
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HTTPTypes
 import Routeweiler
 import RouteweilerL402
@@ -167,6 +168,20 @@ struct Micro {
             }
             try await sink.record(contentsOf: events)
         })
+        // What one write transaction costs by itself, through GRDB's async API (a hop to the writer queue and
+        // back) and its synchronous one (run on the calling thread).
+        let pool = try DatabasePool(path: db)
+        results.append(try await timeAsync("sqlite_async_write_hop_only", sqliteN,
+                                           note: "DatabasePool.writeWithoutTransaction { _ in } (async): the hop alone") {
+            try await pool.writeWithoutTransaction { _ in }
+        })
+        results.append(try await timeAsync("sqlite_async_write_txn", sqliteN,
+                                           note: "async BEGIN IMMEDIATE; UPDATE one row; COMMIT") {
+            try await pool.writeWithoutTransaction { db in try Self.touch(db) }
+        })
+        results.append(try time("sqlite_sync_write_txn", sqliteN, note: "the same transaction, synchronous on this thread") {
+            try pool.writeWithoutTransaction { db in try Self.touch(db) }
+        })
         let credentials = try SQLiteCredentialStore(path: db)
         try await credentials.store(StoredCredential(
             id: UUIDv7.make(), rail: .l402, origin: "http://127.0.0.1:8080", scope: "service:bench", headerName: "Authorization",
@@ -176,6 +191,12 @@ struct Micro {
             _ = try await credentials.credential(for: url, now: Date())
         })
         return results
+    }
+
+    static func touch(_ db: Database) throws {
+        try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+        try db.cachedStatement(sql: "UPDATE envelopes SET status = status WHERE id = 'micro'").execute()
+        try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
     }
 
     /// One paid call through the built-in doubles, recorded in memory.

@@ -479,13 +479,9 @@ public final class SQLiteBudgetStore: BudgetStore {
     // MARK: - Lock errors
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do { return try syncWrite(body) } catch let error as DatabaseError where Self.isBusy(error) {
+        do { return try await pool.immediateWrite(body) } catch let error as DatabaseError where Self.isBusy(error) {
             throw Self.busyError(path: path, timeout: busyTimeout)
         }
-    }
-
-    private func syncWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) throws -> T {
-        try pool.write(body)
     }
 
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {

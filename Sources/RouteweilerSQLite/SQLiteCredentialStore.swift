@@ -28,7 +28,7 @@ public final class SQLiteCredentialStore: CredentialStore {
                               headerValue: credential.headerValue.value)
         let json = String(decoding: try JSONEncoder().encode(payload), as: UTF8.self)
         let now = Timestamp.iso(Date())
-        try await pool.write { db in
+        try await pool.immediateWrite { db in
             try db.cachedStatement(
                 sql: """
                     INSERT OR REPLACE INTO credentials(credential_id, request_id, rail, challenge_url, payload_json, state,
@@ -72,7 +72,7 @@ public final class SQLiteCredentialStore: CredentialStore {
     }
 
     public func remove(id: String) async throws {
-        _ = try await pool.write { db in
+        try await pool.immediateWrite { db in
             try db.execute(sql: "DELETE FROM credentials WHERE credential_id = ?", arguments: [id])
         }
     }
@@ -100,11 +100,11 @@ public final class SQLitePaymentJournal: PaymentJournal {
 
     public func begin(_ intent: PaymentIntent) async throws {
         let json = try Self.detailsJSON(intent)
-        try await pool.write { db in try Self.insert(intent, details: json, db) }
+        try await pool.immediateWrite { db in try Self.insert(intent, details: json, db) }
     }
 
     public func resolve(id: String, state: PaymentIntent.State, proof: String?, now: Date) async throws {
-        try await pool.write { db in try Self.resolve(id: id, state: state, proof: proof, now: now, db) }
+        try await pool.immediateWrite { db in try Self.resolve(id: id, state: state, proof: proof, now: now, db) }
     }
 
     /// The intent's recovery details as JSON (the URL, the settle amount, the credential to rebuild).

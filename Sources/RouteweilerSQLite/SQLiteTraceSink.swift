@@ -72,7 +72,7 @@ public final class SQLiteTraceSink: TraceSink {
         switch writeMode {
         case .immediate:
             let row = try Self.row(for: prepared(event))
-            try await pool.write { db in try Self.insert(row, db) }
+            try await pool.immediateWrite { db in try Self.insert(row, db) }
         case .writeBehind:
             let queued = queue.withLock { q -> Int in
                 q.events.append(event)
@@ -132,7 +132,7 @@ public final class SQLiteTraceSink: TraceSink {
 
     private func write(_ events: [TraceEvent]) async throws {
         let rows = try events.map { try Self.row(for: prepared($0)) }
-        try await pool.write { db in
+        try await pool.immediateWrite { db in
             for row in rows { try Self.insert(row, db) }
         }
     }
