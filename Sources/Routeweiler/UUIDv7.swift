@@ -50,7 +50,11 @@ public enum Timestamp {
     /// ISO 8601 with `+00:00`, a 6-digit fraction only when microseconds are non-zero.
     public static func iso(_ date: Date) -> String { format(date, zulu: false) }
 
-    private static func format(_ date: Date, zulu: Bool) -> String {
+    /// ISO 8601 with `+00:00` and always a 6-digit fraction (`2026-01-02T03:04:05.000000+00:00`): fixed width, so
+    /// that string order is time order (the budget tables and the payment journal).
+    public static func isoFixedWidth(_ date: Date) -> String { format(date, zulu: false, alwaysFraction: true) }
+
+    private static func format(_ date: Date, zulu: Bool, alwaysFraction: Bool = false) -> String {
         let totalMicros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
         var seconds = totalMicros / 1_000_000
         var micros = totalMicros % 1_000_000
@@ -60,10 +64,34 @@ public enum Timestamp {
         if rem < 0 { rem += 86_400; days -= 1 }
         let (y, m, d) = civil(fromDays: days)
         let hh = rem / 3600, mm = (rem % 3600) / 60, ss = rem % 60
-        var s = pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2) + "T" + pad(hh, 2) + ":" + pad(mm, 2) + ":" + pad(ss, 2)
-        if micros != 0 { s += "." + pad(micros, 6) }
-        s += zulu ? "Z" : "+00:00"
-        return s
+        let fraction = micros != 0 || alwaysFraction
+        guard (0...9999).contains(y) else {
+            var s = pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2) + "T" + pad(hh, 2) + ":" + pad(mm, 2) + ":" + pad(ss, 2)
+            if fraction { s += "." + pad(micros, 6) }
+            return s + (zulu ? "Z" : "+00:00")
+        }
+        // The common case, written digit by digit into one buffer.
+        let length = 19 + (fraction ? 7 : 0) + (zulu ? 1 : 6)
+        return String(unsafeUninitializedCapacity: length) { out in
+            var i = 0
+            func digits(_ v: Int64, _ width: Int) {
+                var v = v
+                for k in stride(from: width - 1, through: 0, by: -1) {
+                    out[i + k] = UInt8(0x30 + v % 10)
+                    v /= 10
+                }
+                i += width
+            }
+            func put(_ c: Character) {
+                out[i] = c.asciiValue!
+                i += 1
+            }
+            digits(y, 4); put("-"); digits(m, 2); put("-"); digits(d, 2); put("T")
+            digits(hh, 2); put(":"); digits(mm, 2); put(":"); digits(ss, 2)
+            if fraction { put("."); digits(micros, 6) }
+            if zulu { put("Z") } else { put("+"); digits(0, 2); put(":"); digits(0, 2) }
+            return i
+        }
     }
 
     /// Parses the formats written by ``rfc3339Z(_:)`` and ``iso(_:)``: `YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`,

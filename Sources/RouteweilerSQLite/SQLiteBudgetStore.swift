@@ -536,11 +536,7 @@ private final class KeyCreationFlag: Sendable {
 /// The budget tables' timestamp text: fixed-width ISO 8601 with `+00:00` and always six fraction digits, so string
 /// order is time order.
 enum BudgetTime {
-    static func text(_ date: Date) -> String {
-        let iso = Timestamp.iso(date)
-        guard !iso.contains("."), iso.hasSuffix("+00:00") else { return iso }
-        return String(iso.dropLast(6)) + ".000000+00:00"
-    }
+    static func text(_ date: Date) -> String { Timestamp.isoFixedWidth(date) }
 
     static func date(_ text: String) throws -> Date {
         guard let date = Timestamp.parse(text) else {

@@ -1,11 +1,15 @@
 import Foundation
 import GRDB
 public import Routeweiler
+import Synchronization
 
 /// Keeps paid credentials in the `credentials` table of the shared 0600 database, for reuse across calls and
 /// processes. A credential is a bearer secret; it is never written to the trace.
 public final class SQLiteCredentialStore: CredentialStore {
     private let pool: DatabasePool
+    /// Decoded credentials by id, with the row text they came from (the secrets stay in this process's memory,
+    /// as they do once read).
+    private let decoded = Mutex<[String: (source: CachedText, credential: StoredCredential)]>([:])
 
     public init(path: String) throws {
         self.pool = try RouteweilerDatabase.open(path: path)
@@ -42,33 +46,52 @@ public final class SQLiteCredentialStore: CredentialStore {
     }
 
     /// Looks up by the indexed `origin` column (rows written before it existed were backfilled by the migration).
-    /// The read runs synchronously on a reader connection: in WAL mode a read never waits for a writer, and this
-    /// lookup starts every call, so it skips the hop to a reader queue and back.
+    ///
+    /// This lookup starts every call, so it is kept cheap: one SELECT run synchronously on a reader connection (in
+    /// WAL mode a read never waits for a writer; no hop to a reader queue and back), and each row's JSON payload
+    /// decoded once (rows are cached by id and payload text).
     public func credential(for url: URL, now: Date) async throws -> StoredCredential? {
-        let rows = try rows(origin: url.routeweilerOrigin)
-        let decoder = JSONDecoder()
-        for row in rows {
-            guard let json: String = row["payload_json"],
-                let payload = try? decoder.decode(Payload.self, from: Data(json.utf8))
-            else { continue }
-            let expires: String? = row["expires_at"]
-            let credential = StoredCredential(
-                id: row["credential_id"], rail: RailID(row["rail"] as String), origin: payload.origin,
-                scope: payload.scope, headerName: payload.headerName, headerValue: Redacted(payload.headerValue),
-                expiresAt: expires.flatMap(Timestamp.parse), requestID: row["request_id"],
-                challengeURL: row["challenge_url"])
-            if credential.applies(to: url, now: now) { return credential }
+        for credential in try credentials(origin: url.routeweilerOrigin) where credential.applies(to: url, now: now) {
+            return credential
         }
         return nil
     }
 
-    private func rows(origin: String) throws -> [Row] {
-        try pool.read { db in
+    private func credentials(origin: String) throws -> [StoredCredential] {
+        let rows = try pool.unsafeRead { db in
             try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT credential_id, request_id, rail, challenge_url, payload_json, expires_at FROM credentials
                 WHERE origin = ? AND state IN ('persisted', 'redeemed') ORDER BY persisted_at DESC, rowid DESC
                 """), arguments: [origin])
         }
+        guard !rows.isEmpty else { return [] }
+        return rows.compactMap { row -> StoredCredential? in
+            let id: String = row["credential_id"]
+            let text = CachedText(payload: row["payload_json"], rail: row["rail"], expiresAt: row["expires_at"],
+                                  requestID: row["request_id"], challengeURL: row["challenge_url"])
+            if let hit = decoded.withLock({ $0[id] }), hit.source == text { return hit.credential }
+            guard let json = text.payload, let payload = try? JSONDecoder().decode(Payload.self, from: Data(json.utf8))
+            else { return nil }
+            let credential = StoredCredential(
+                id: id, rail: RailID(text.rail ?? ""), origin: payload.origin, scope: payload.scope,
+                headerName: payload.headerName, headerValue: Redacted(payload.headerValue),
+                expiresAt: text.expiresAt.flatMap(Timestamp.parse), requestID: text.requestID ?? "",
+                challengeURL: text.challengeURL ?? "")
+            decoded.withLock { cache in
+                if cache.count >= 1024 { cache.removeAll() }  // bounded; rebuilt from the rows on demand
+                cache[id] = (text, credential)
+            }
+            return credential
+        }
+    }
+
+    /// A row's stored text, to tell whether a cached decoding is still the row's.
+    private struct CachedText: Equatable {
+        var payload: String?
+        var rail: String?
+        var expiresAt: String?
+        var requestID: String?
+        var challengeURL: String?
     }
 
     public func remove(id: String) async throws {
@@ -172,11 +195,7 @@ public final class SQLitePaymentJournal: PaymentJournal {
     }
 
     /// Fixed-width ISO text (always six fraction digits) so string comparison orders it.
-    static func text(_ date: Date) -> String {
-        let iso = Timestamp.iso(date)
-        if iso.contains(".") { return iso }
-        return iso.replacingOccurrences(of: "+00:00", with: ".000000+00:00")
-    }
+    static func text(_ date: Date) -> String { Timestamp.isoFixedWidth(date) }
 }
 
 extension RouteweilerClient.Configuration {

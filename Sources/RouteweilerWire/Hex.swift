@@ -1,16 +1,26 @@
 /// Lower-case hexadecimal encoding and decoding for byte arrays.
 public enum Hex {
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Encodes bytes as lower-case hex without a prefix.
+    @inlinable
     public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.underestimatedCount * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0f)])
+        if let fast = bytes.withContiguousStorageIfAvailable({ encode(buffer: $0) }) { return fast }
+        return encode(buffer: UnsafeBufferPointer(start: nil, count: 0), slow: Array(bytes))
+    }
+
+    @inlinable @usableFromInline
+    static func encode(buffer: UnsafeBufferPointer<UInt8>, slow: [UInt8]? = nil) -> String {
+        if let slow { return slow.withUnsafeBufferPointer { encode(buffer: $0) } }
+        @inline(__always) func digit(_ n: UInt8) -> UInt8 { n < 10 ? 0x30 + n : 0x57 + n }
+        return String(unsafeUninitializedCapacity: buffer.count * 2) { out in
+            var i = 0
+            for b in buffer {
+                out[i] = digit(b >> 4)
+                out[i + 1] = digit(b & 0x0f)
+                i += 2
+            }
+            return i
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Decodes hex (either case, optional `0x` prefix). Returns `nil` on odd length or a non-hex character.

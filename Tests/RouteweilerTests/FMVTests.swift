@@ -511,3 +511,37 @@ extension FMVTests {
         }
     }
 }
+
+/// `FmvConverter.roundUp` works on the decimal's mantissa and exponent; it must agree with ceiling the exact
+/// decimal text, and refuse what does not fit.
+@Suite struct RoundUpTests {
+    /// The reference: ceil of the exact text form.
+    private func reference(_ d: Decimal) -> Int64? {
+        let text = d.description
+        let parts = text.split(separator: ".", maxSplits: 1)
+        guard let whole = parts.first, !text.contains("e"), var v = Int64(whole) else { return nil }
+        if parts.count == 2, parts[1].contains(where: { $0 != "0" }) { v += 1 }
+        return v
+    }
+
+    @Test func agreesWithTheExactTextOnManyValues() throws {
+        var generator = SystemRandomNumberGenerator()
+        var values: [Decimal] = ["0", "1", "0.1", "0.000001", "1.5", "2.0", "341.25", "999999.999", "100", "1e3", "12e-2",
+                                 "9223372036854775807", "9223372036854775806.5"].map { Decimal(string: $0)! }
+        for _ in 0..<2000 {
+            let mantissa = UInt64.random(in: 0...999_999_999_999, using: &generator)
+            let exponent = Int16.random(in: -12...4, using: &generator)
+            values.append(Decimal(sign: .plus, exponent: Int(exponent), significand: Decimal(mantissa)))
+        }
+        values.append(Decimal(string: "0.6")! * Decimal(string: "1.05")!)
+        values.append(Decimal(10) / Decimal(3))
+        for value in values {
+            let expected = reference(value)
+            let got = try? FmvConverter.roundUp(value, what: "test")
+            #expect(got == expected, "\(value)")
+        }
+        #expect(throws: FmvUnavailableError.self) { try FmvConverter.roundUp(Decimal(string: "9223372036854775807.1")!, what: "x") }
+        #expect(throws: FmvUnavailableError.self) { try FmvConverter.roundUp(Decimal(string: "1e30")!, what: "x") }
+        #expect(throws: FmvUnavailableError.self) { try FmvConverter.roundUp(Decimal(string: "-1")!, what: "x") }
+    }
+}

@@ -60,7 +60,7 @@ public final class CoinGeckoProvider: FmvProvider {
         let (price, fetchedAt) = try await cache.value(for: currency, label: "CoinGecko BTC/\(currency.code)") {
             try await fetchPrice(currency)
         }
-        return FmvRate(base: .satoshi, quote: currency, rate: price / 100_000_000, fetchedAt: fetchedAt,
+        return FmvRate(base: .satoshi, quote: currency, rate: satoshiRate(btcPrice: price), fetchedAt: fetchedAt,
                        quality: .coingeckoSimple, source: "coingecko")
     }
 

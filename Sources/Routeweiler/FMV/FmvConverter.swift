@@ -245,17 +245,35 @@ public struct FmvConverter: Sendable {
         guard !value.isNaN, value >= 0 else {
             throw FmvUnavailableError(code: .overflow, "\(what) does not fit a cap check")
         }
-        let text = value.description
-        let parts = text.split(separator: ".", maxSplits: 1)
-        guard let whole = parts.first, !text.contains("e"), !text.contains("E"), var v = Int64(whole) else {
-            throw FmvUnavailableError(code: .overflow, "\(what) does not fit a cap check")
+        // The exact text ("341.25"), read as bytes: the integer part, and whether any fraction digit is non-zero.
+        let overflow = FmvUnavailableError(code: .overflow, "\(what) does not fit a cap check")
+        var whole: Int64 = 0
+        var sawDigit = false, inFraction = false, fraction = false
+        for byte in value.description.utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                if inFraction {
+                    if byte != UInt8(ascii: "0") { fraction = true }
+                } else {
+                    let (product, o1) = whole.multipliedReportingOverflow(by: 10)
+                    let (sum, o2) = product.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
+                    guard !o1, !o2 else { throw overflow }
+                    whole = sum
+                    sawDigit = true
+                }
+            case UInt8(ascii: ".") where !inFraction:
+                inFraction = true
+            default:
+                throw overflow  // an exponent or anything unexpected
+            }
         }
-        if parts.count == 2, parts[1].contains(where: { $0 != "0" }) {
-            let (sum, overflow) = v.addingReportingOverflow(1)
-            guard !overflow else { throw FmvUnavailableError(code: .overflow, "\(what) does not fit a cap check") }
-            v = sum
+        guard sawDigit else { throw overflow }
+        if fraction {
+            let (sum, o) = whole.addingReportingOverflow(1)
+            guard !o else { throw overflow }
+            whole = sum
         }
-        return v
+        return whole
     }
 
     static func powerOfTen(_ n: Int) -> UInt64? {

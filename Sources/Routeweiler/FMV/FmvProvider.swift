@@ -108,3 +108,10 @@ public struct CombinedFmvProvider: FmvProvider {
 func identityRate(_ c: Currency, at now: Date, source: String) -> FmvRate {
     FmvRate(base: .currency(c), quote: c, rate: 1, fetchedAt: now, quality: .stablecoinPeg, source: source)
 }
+
+/// The value of one satoshi from the price of one bitcoin: `price / 100 000 000`, exactly, by moving the decimal
+/// exponent (a Decimal division costs microseconds on every quote).
+func satoshiRate(btcPrice price: Decimal) -> Decimal {
+    guard price.isFinite, !price.isZero else { return price / 100_000_000 }
+    return Decimal(sign: price.sign, exponent: price.exponent - 8, significand: price.significand)
+}

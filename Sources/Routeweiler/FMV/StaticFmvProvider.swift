@@ -53,7 +53,7 @@ public struct StaticFmvProvider: FmvProvider {
         guard let price = btcPrices[currency], price > 0 else {
             throw FmvUnavailableError(code: .unsupportedPair, "static FMV table has no BTC price in \(currency.code)")
         }
-        return FmvRate(base: .satoshi, quote: currency, rate: price / 100_000_000, fetchedAt: now(),
+        return FmvRate(base: .satoshi, quote: currency, rate: satoshiRate(btcPrice: price), fetchedAt: now(),
                        quality: .staticTable, source: "static")
     }
 
