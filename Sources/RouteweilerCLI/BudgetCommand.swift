@@ -285,6 +285,11 @@ struct BudgetCommand: AsyncParsableCommand {
                     if started < count { add(); started += 1 }
                 }
             }
+            do {
+                try await sink?.flush()  // rows written behind the calls reach the store before the process exits
+            } catch {
+                errors.append("trace: \(error)")
+            }
             print(jsonText(["succeeded": succeeded, "exceeded": exceeded, "errors": errors.count]))
             for e in errors.prefix(5) { printError("error: \(e)") }
             if !errors.isEmpty { throw ExitCode(1) }
