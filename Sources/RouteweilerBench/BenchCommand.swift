@@ -22,6 +22,7 @@ struct BenchReport: Codable, Sendable {
     var machine: Machine
     var target: String
     var rail: String
+    var traceWrites: String?
     var sequentialPaid: SequentialPaidReport?
     var free: FreeReport?
     var concurrent: [ConcurrentReport]
@@ -79,11 +80,18 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("price-sats"), help: "Price of the built-in paywall in sats.")
     var priceSats: UInt64 = 10
 
+    @Option(name: .customLong("trace-writes"), help: "SQLite trace rows: behind (the default: queued, written by a background task) or immediate (written before the call returns).")
+    var traceWrites: String = "behind"
+
     @Flag(name: .customLong("json"), help: "Print the report as one JSON object.")
     var json = false
 
+    @Option(name: .customLong("json-out"), help: "Also write the report as JSON to this file.")
+    var jsonOut: String?
+
     func validate() throws {
         guard rail == "l402" || rail == "x402" else { throw ValidationError("--rail: l402 or x402") }
+        guard ["behind", "immediate"].contains(traceWrites) else { throw ValidationError("--trace-writes: behind or immediate") }
         guard count > 0, concurrentCalls > 0, iterations > 0, warmup >= 0 else {
             throw ValidationError("counts must be positive")
         }
@@ -94,6 +102,7 @@ struct RunCommand: AsyncParsableCommand {
     var selected: Set<String> { Set(scenarios.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
 
     func run() async throws {
+        BenchConfig.traceWrites = traceWrites == "immediate" ? .immediate : .writeBehind
         let json = self.json
         let log: @Sendable (String) -> Void = { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
@@ -102,7 +111,7 @@ struct RunCommand: AsyncParsableCommand {
         var report = BenchReport(
             machine: .init(cores: ProcessInfo.processInfo.activeProcessorCount, loadAverageStart: loadStart,
                            loadAverageEnd: [], date: ISO8601DateFormatter().string(from: Date())),
-            target: "", rail: rail, sequentialPaid: nil, free: nil, concurrent: [], capCheck: nil, micro: nil,
+            target: "", rail: rail, traceWrites: traceWrites, sequentialPaid: nil, free: nil, concurrent: [], capCheck: nil, micro: nil,
             peakRSSMiB: nil)
         if micro {
             report.target = "micro-benchmarks (no network)"
@@ -146,9 +155,10 @@ struct RunCommand: AsyncParsableCommand {
         }
         report.machine.loadAverageEnd = Self.loadAverage()
         report.peakRSSMiB = Memory.peakMiB
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        if let jsonOut { try encoder.encode(report).write(to: URL(fileURLWithPath: jsonOut)) }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print(TextReport.render(report))
@@ -181,7 +191,7 @@ enum TextReport {
             out.append(header)
             out.append(row("total", s.totalMs))
             for k in ["challenge", "pay", "paid_retry", "bookkeeping"] { if let v = s.phasesMs[k] { out.append(row("  " + k, v)) } }
-            for k in ["route", "reserve_journal", "settle_resolve", "to_retry", "trace"] {
+            for k in ["route", "reserve_journal", "reserve_journal.transaction", "settle_resolve", "to_retry", "trace"] {
                 if let v = s.bookkeepingSplitMs[k] { out.append(row("    bookkeeping." + k, v)) }
             }
             if let n = s.payeePayments { out.append("  payee payments: \(n)") }

@@ -321,18 +321,24 @@ enum BenchConfig {
 
     /// The full set-up: SQLite trace, budget, credentials and payment journal in one file, a policy, a budget
     /// envelope, static FMV.
+    /// How the SQLite trace sink writes (`--trace-writes`); set once at start.
+    nonisolated(unsafe) static var traceWrites: SQLiteTraceSink.WriteMode = .writeBehind
+
     static func full(target: BenchTarget, directory: String, reuse: Bool, capMinorUnits: Int64 = 1_000_000_000,
                      probe: Bool) throws -> RouteweilerClient.Configuration {
         var config = RouteweilerClient.Configuration(funding: [target.source])
         try config.useSQLite(path: directory + "/routeweiler.db",
-                             keystore: EnvelopeKeystore(directory: directory + "/keys"))
+                             keystore: EnvelopeKeystore(directory: directory + "/keys"), traceWrites: traceWrites)
         config.fmvProvider = fmv
         config.policy = try Policy(json: Data(policyJSON.utf8))
         config.budget = .create(BudgetEnvelope(id: "bench", capMinorUnits: capMinorUnits, capCurrency: .usd,
                                                allowedRails: [target.rail], ttlSeconds: 86_400))
         config.reuseCredentials = reuse
         config.agentID = "routeweiler-bench"
-        if probe { config.onEvent = CallProbe.onEvent }
+        if probe {
+            config.onEvent = CallProbe.onEvent
+            config.budgetStore = config.budgetStore.map { TimedBudgetStore(inner: $0) }
+        }
         return config
     }
 

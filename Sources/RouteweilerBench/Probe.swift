@@ -11,6 +11,8 @@ final class CallProbe: @unchecked Sendable {
     var start: UInt64 = 0
     var challenged: UInt64 = 0
     var selected: UInt64 = 0
+    var reserveStart: UInt64 = 0
+    var reserveEnd: UInt64 = 0
     var payStart: UInt64 = 0
     var payEnd: UInt64 = 0
     var paid: UInt64 = 0
@@ -56,4 +58,48 @@ struct TimedNode: LightningNode {
     func paymentStatus(paymentHash: [UInt8]) async throws -> LightningPaymentStatus {
         try await inner.paymentStatus(paymentHash: paymentHash)
     }
+}
+
+/// A budget store that stamps the reservation call (reserve + intent, one transaction) on the current call's probe;
+/// everything goes to the wrapped store.
+struct TimedBudgetStore: BudgetStore {
+    let inner: any BudgetStore
+
+    func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64, rail: RailID,
+                 lease: Duration, now: Date, recording intent: PaymentIntent, in journal: any PaymentJournal)
+        async throws -> DrawReceipt
+    {
+        let probe = CallProbe.current
+        probe?.reserveStart = nowNanos()
+        defer { probe?.reserveEnd = nowNanos() }
+        return try await inner.reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                                       amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
+                                       recording: intent, in: journal)
+    }
+    func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
+                in journal: any PaymentJournal) async throws {
+        try await inner.settle(drawID: drawID, amountMinorUnits: amountMinorUnits, now: now, resolving: intentID,
+                               proof: proof, in: journal)
+    }
+    func createEnvelope(_ spec: BudgetEnvelope, now: Date) async throws -> EnvelopeRecord {
+        try await inner.createEnvelope(spec, now: now)
+    }
+    func createEnvelopeIfAbsent(_ spec: BudgetEnvelope, now: Date) async throws -> Bool {
+        try await inner.createEnvelopeIfAbsent(spec, now: now)
+    }
+    func envelope(id: String) async throws -> EnvelopeRecord? { try await inner.envelope(id: id) }
+    func envelopes() async throws -> [EnvelopeRecord] { try await inner.envelopes() }
+    func balance(envelopeID: String) async throws -> EnvelopeBalance { try await inner.balance(envelopeID: envelopeID) }
+    func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64, rail: RailID,
+                 lease: Duration, now: Date) async throws -> DrawReceipt {
+        try await inner.reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                                amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now)
+    }
+    func settle(drawID: String, amountMinorUnits: Int64, now: Date) async throws {
+        try await inner.settle(drawID: drawID, amountMinorUnits: amountMinorUnits, now: now)
+    }
+    func release(drawID: String, now: Date) async throws { try await inner.release(drawID: drawID, now: now) }
+    func sweepExpired(now: Date) async throws -> Int { try await inner.sweepExpired(now: now) }
+    func draws(envelopeID: String) async throws -> [DrawRecord] { try await inner.draws(envelopeID: envelopeID) }
+    func verify(_ receipt: DrawReceipt) async throws { try await inner.verify(receipt) }
 }

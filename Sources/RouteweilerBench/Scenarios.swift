@@ -105,6 +105,7 @@ struct Scenarios {
             bookkeepingSplitMs: [
                 "route": s { $0.selected - $0.challenged },
                 "reserve_journal": s { $0.payStart - $0.selected },
+                "reserve_journal.transaction": s { $0.reserveEnd - $0.reserveStart },
                 "settle_resolve": s { $0.paid - $0.payEnd },
                 "to_retry": s { $0.retrying - $0.paid },
                 "trace": s { $0.end - $0.completed },

@@ -217,8 +217,7 @@ public final class SQLiteBudgetStore: BudgetStore {
     /// The reservation itself, inside the caller's write transaction.
     private func reserve(_ db: Database, envelopeID: String, requestID: String, idempotencyKey: String,
                          amountMinorUnits: Int64, rail: RailID, leaseSeconds: Double, now: Date) throws -> DrawReceipt {
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM envelopes WHERE id = ?"),
-                                             arguments: [envelopeID])
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: EnvelopeRowText.select), arguments: [envelopeID])
             else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
             let envelope = try self.envelope(cachedFrom: row)
             guard envelope.status == .active else {
@@ -513,16 +512,22 @@ private struct StoredDraw: Sendable {
     func record() throws -> DrawRecord { try decoded.get() }
 }
 
-/// The columns an ``EnvelopeRecord`` is decoded from, as stored (the running totals are not part of it).
+/// The columns an ``EnvelopeRecord`` is decoded from, as stored (the running totals are not part of it), read by
+/// position from a row of ``select``.
 private struct EnvelopeRowText: Equatable, Sendable {
+    /// The envelope row for a reservation: the decoded columns first (in this order), then the running totals.
+    static let select = """
+        SELECT id, cap_minor_units, cap_currency, allowed_rails, allowed_origins_glob, status, created_at, expires_at,
+          counter_public_key, owner_agent_id, reserved_minor_units, settled_minor_units
+        FROM envelopes WHERE id = ?
+        """
     var id: String
     var cap: Int64
     var texts: [String?]
     init(_ row: Row) {
-        id = row["id"] ?? ""
-        cap = row["cap_minor_units"] ?? 0
-        texts = ["cap_currency", "allowed_rails", "allowed_origins_glob", "status", "created_at", "expires_at",
-                 "counter_public_key", "owner_agent_id"].map { row[$0] }
+        id = row[0] ?? ""
+        cap = row[1] ?? 0
+        texts = (2...9).map { row[$0] }
     }
 }
 

@@ -162,6 +162,17 @@ package enum RouteweilerDatabase {
                 CREATE INDEX IF NOT EXISTS credentials_origin ON credentials(origin, state);
                 """)
         }
+        // One partial index over the pending intents replaces the state and draw indexes: recovery lists the
+        // pending intents and the sweeper looks up their draws; a resolved intent leaves the index, so it stays small
+        // and an insert touches one index page fewer.
+        m.registerMigration("v6-pending-intents-index") { db in
+            try db.execute(sql: """
+                CREATE INDEX IF NOT EXISTS payment_intents_pending ON payment_intents(draw_id, created_at)
+                  WHERE state = 'pending';
+                DROP INDEX IF EXISTS payment_intents_state;
+                DROP INDEX IF EXISTS payment_intents_draw;
+                """)
+        }
         return m
     }
 }
