@@ -439,17 +439,22 @@ public final class RouteweilerClient: Sendable {
                 call.quote = candidate.quote
                 let plan = candidate.rail.plan(for: candidate.offer, request: request)
 
-                // One payment in flight per credential scope: later calls wait, then reuse what it bought.
+                // One payment in flight per credential scope: later calls wait, then reuse what it bought. A call
+                // that finds a credential lets go of the scope before presenting it, so the waiters present theirs
+                // in parallel; only a call that finds none pays, holding the scope until it returns.
                 if reuse, let scope = plan.credentialScope {
                     let key = request.origin + " " + scope
-                    if call.scopeKey != key {
-                        if let held = call.scopeKey { await singleFlight.release(held) }
-                        await singleFlight.acquire(key)
-                        call.scopeKey = key
-                    }
-                    if let credential = try? await credentials.credential(for: request.url, now: Date()),
-                        credential.id != call.reusedCredential?.id
-                    {
+                    while true {
+                        if call.scopeKey != key {
+                            if let held = call.scopeKey { await singleFlight.release(held) }
+                            await singleFlight.acquire(key)
+                            call.scopeKey = key
+                        }
+                        guard let credential = try? await credentials.credential(for: request.url, now: Date()),
+                            credential.id != call.reusedCredential?.id
+                        else { break }
+                        await singleFlight.release(key)
+                        call.scopeKey = nil
                         var withToken = request
                         if let name = HTTPField.Name(credential.headerName) {
                             withToken.headerFields[name] = credential.headerValue.value
@@ -461,6 +466,7 @@ public final class RouteweilerClient: Sendable {
                                                          requestID: requestID, start: start,
                                                          elapsedMs: Self.ms(clock.now - startInstant), logger: logger)
                         }
+                        // Refused: drop it, then take the scope again and look once more before paying.
                         try? await credentials.remove(id: credential.id)
                         call.reusedCredential = credential
                     }
