@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "routeweiler-bench",
         abstract: "Measure what Routeweiler adds to a paid HTTP 402 call.",
-        subcommands: [RunCommand.self, ServeCommand.self],
+        subcommands: [RunCommand.self, ServeCommand.self, LNDRSSCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }

@@ -89,7 +89,7 @@ struct Scenarios {
                 }
                 guard probe.complete else { throw BenchFailure("paid call \(i) did not report every step") }
                 if i >= warmup { probes.append(probe) }
-                if (i + 1) % 1000 == 0 { log("  sequential paid: \(i + 1)/\(warmup + count)") }
+                if (i + 1) % 1000 == 0 { log("  sequential paid: \(i + 1)/\(warmup + count), RSS \(Memory.currentMiB.map { fmt($0, 1) } ?? "?") MiB") }
             }
         }
         func s(_ f: (CallProbe) -> UInt64) -> Summary { .ms(probes.map(f)) }

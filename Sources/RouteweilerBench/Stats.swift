@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Monotonic nanoseconds (CLOCK_MONOTONIC), cheap enough to take around every phase.
 @inline(__always)
@@ -54,6 +57,8 @@ enum Memory {
     static var peakMiB: Double? { field("VmHWM") }
     /// Current RSS (VmRSS) in MiB.
     static var currentMiB: Double? { field("VmRSS") }
+
+
 }
 
 func fmt(_ v: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", v) }
