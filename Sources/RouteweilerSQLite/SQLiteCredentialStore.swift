@@ -13,11 +13,22 @@ public final class SQLiteCredentialStore: CredentialStore {
 
     public init(path: String) throws {
         self.pool = try RouteweilerDatabase.open(path: path)
+        self.lookupConnection = Self.openLookupConnection(path: path)
     }
 
     /// A store on an open pool (shared with the other stores of the same file, see `useSQLite`).
     init(pool: DatabasePool) {
         self.pool = pool
+        self.lookupConnection = Self.openLookupConnection(path: pool.path)
+    }
+
+    private let lookupConnection: DatabaseQueue?
+
+    private static func openLookupConnection(path: String) -> DatabaseQueue? {
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(10)
+        return try? DatabaseQueue(path: path, configuration: config)
     }
 
     struct Payload: Codable {
@@ -58,12 +69,15 @@ public final class SQLiteCredentialStore: CredentialStore {
     }
 
     private func credentials(origin: String) throws -> [StoredCredential] {
-        let rows = try pool.unsafeRead { db in
+        let select = { (db: Database) throws -> [Row] in
             try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT credential_id, request_id, rail, challenge_url, payload_json, expires_at FROM credentials
                 WHERE origin = ? AND state IN ('persisted', 'redeemed') ORDER BY persisted_at DESC, rowid DESC
                 """), arguments: [origin])
         }
+        // A read-only connection of the store's own, used in autocommit mode (each SELECT sees the last commit):
+        // no pool checkout, no read transaction, no schema-version query per lookup.
+        let rows = try lookupConnection.map { try $0.inDatabase(select) } ?? pool.unsafeRead(select)
         guard !rows.isEmpty else { return [] }
         return rows.compactMap { row -> StoredCredential? in
             let id: String = row["credential_id"]

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A paid credential that can be presented again (an L402 token: macaroon plus preimage).
 ///
@@ -55,17 +56,20 @@ public protocol CredentialStore: Sendable {
     func remove(id: String) async throws
 }
 
-/// An in-memory credential store (the default when no database is configured).
-public actor InMemoryCredentialStore: CredentialStore {
-    private var items: [StoredCredential] = []
+/// An in-memory credential store (the default when no database is configured). A lock rather than an actor: the
+/// lookup starts every call.
+public final class InMemoryCredentialStore: CredentialStore {
+    private let items = Mutex<[StoredCredential]>([])
     public init() {}
     public func store(_ credential: StoredCredential) async throws {
-        items.removeAll { $0.id == credential.id }
-        items.append(credential)
+        items.withLock { items in
+            items.removeAll { $0.id == credential.id }
+            items.append(credential)
+        }
     }
     public func credential(for url: URL, now: Date) async throws -> StoredCredential? {
-        items.last { $0.applies(to: url, now: now) }
+        items.withLock { items in items.last { $0.applies(to: url, now: now) } }
     }
-    public func remove(id: String) async throws { items.removeAll { $0.id == id } }
-    public var count: Int { items.count }
+    public func remove(id: String) async throws { items.withLock { $0.removeAll { $0.id == id } } }
+    public var count: Int { items.withLock { $0.count } }
 }
