@@ -264,17 +264,9 @@ public final class LNDClient: Sendable, CustomStringConvertible, CustomReflectab
         let progress = StreamProgress()
         do {
             let message = request
-            try await Self.withDeadline(deadline) {
-                try await self.router.sendPaymentV2(
-                    request: ClientRequest(message: message),
-                    options: self.callOptions()
-                ) { response in
-                    for try await payment in response.messages {
-                        if progress.record(PaymentOutcome(payment)) {
-                            return
-                        }
-                    }
-                }
+            try await self.readPayments(deadline: deadline, into: progress) { options, handler in
+                try await self.router.sendPaymentV2(request: ClientRequest(message: message), options: options,
+                                                    onResponse: handler)
             }
         } catch {
             progress.fail(error)
@@ -329,6 +321,26 @@ public final class LNDClient: Sendable, CustomStringConvertible, CustomReflectab
     }
 
     // MARK: - Internals
+
+    /// Runs a payment-update stream (SendPaymentV2 or TrackPaymentV2) under `deadline`, recording each update in
+    /// `progress` until a final one.
+    private func readPayments(
+        deadline: Duration, into progress: StreamProgress,
+        _ rpc: @escaping @Sendable (
+            CallOptions, @escaping @Sendable (StreamingClientResponse<Lnrpc_Payment>) async throws -> Void
+        ) async throws -> Void
+    ) async throws {
+        let options = self.callOptions()
+        try await Self.withDeadline(deadline) {
+            try await rpc(options) { response in
+                for try await payment in response.messages {
+                    if progress.record(PaymentOutcome(payment)) {
+                        return
+                    }
+                }
+            }
+        }
+    }
 
     /// No gRPC deadline: ``withDeadline(_:_:)`` enforces it (see there).
     private func callOptions() -> CallOptions {
@@ -428,17 +440,9 @@ public final class LNDClient: Sendable, CustomStringConvertible, CustomReflectab
         let progress = StreamProgress()
         do {
             let message = request
-            try await Self.withDeadline(self.loaded.timeout) {
-                try await self.router.trackPaymentV2(
-                    request: ClientRequest(message: message),
-                    options: self.callOptions()
-                ) { response in
-                    for try await payment in response.messages {
-                        if progress.record(PaymentOutcome(payment)) {
-                            return
-                        }
-                    }
-                }
+            try await self.readPayments(deadline: self.loaded.timeout, into: progress) { options, handler in
+                try await self.router.trackPaymentV2(request: ClientRequest(message: message), options: options,
+                                                     onResponse: handler)
             }
         } catch {
             progress.fail(error)

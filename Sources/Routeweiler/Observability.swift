@@ -18,6 +18,17 @@ public import Tracing
 struct Observability: Sendable {
     let metrics: any MetricsFactory
     let tracer: any Tracer
+    /// Whether spans go anywhere (a bootstrapped or configured tracer rather than the no-op one).
+    let tracing: Bool
+    /// Whether metrics go anywhere (a bootstrapped or configured factory rather than the no-op one).
+    let counting: Bool
+
+    init(metrics: any MetricsFactory, tracer: any Tracer) {
+        self.metrics = metrics
+        self.tracer = tracer
+        self.tracing = !(tracer is NoOpTracer)
+        self.counting = !(metrics is NOOPMetricsHandler)
+    }
 
     /// Carries the call's trace event from the place it is recorded to the call span.
     final class CallRecord: @unchecked Sendable {
@@ -29,6 +40,8 @@ struct Observability: Sendable {
 
     /// Runs one call inside a `routeweiler.call` span and sets its attributes from the recorded event.
     func call<T: Sendable>(method: String, origin: String, _ body: () async throws -> T) async throws -> T {
+        // No tracer bootstrapped (the default): no span to start, no task-locals to bind on every call.
+        if tracing == false { return try await body() }
         let span = tracer.startSpan("routeweiler.call", ofKind: .client)
         defer { span.end() }
         span.attributes["http.request.method"] = method
@@ -79,6 +92,7 @@ struct Observability: Sendable {
     /// Counts one finished call.
     func observe(_ event: TraceEvent, elapsed: Duration) {
         Self.currentCall?.event = event
+        guard counting else { return }
         let rail = event.selectedRail?.rawValue ?? "none"
         let outcome: String
         if event.outcome.error != nil {
