@@ -145,12 +145,8 @@ public final class SQLiteBudgetStore: BudgetStore {
 
     public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
                         rail: RailID, lease: Duration, now: Date) async throws -> DrawReceipt {
-        guard amountMinorUnits > 0 else {
-            throw ConfigurationError("a reservation must be positive, got \(amountMinorUnits) minor units")
-        }
-        let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
-        guard leaseSeconds > 0 else { throw ConfigurationError("a reservation lease must be positive, got \(lease)") }
-        guard !idempotencyKey.isEmpty else { throw ConfigurationError("a reservation needs an idempotency key") }
+        let leaseSeconds = try Self.checkedLease(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                 idempotencyKey: idempotencyKey)
         return try await write { db in
             try self.reserve(db, envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                              amountMinorUnits: amountMinorUnits, rail: rail, leaseSeconds: leaseSeconds, now: now)
@@ -163,22 +159,12 @@ public final class SQLiteBudgetStore: BudgetStore {
                         rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
                         in journal: any PaymentJournal) async throws -> DrawReceipt {
         guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
-            let receipt = try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                                            amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now)
-            var intent = intent
-            intent.drawID = receipt.receiptId
-            do { try await journal.begin(intent) } catch {
-                try? await release(drawID: receipt.receiptId, now: now)
-                throw JournalWriteError(cause: error)
-            }
-            return receipt
+            return try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID,
+                                              idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
+                                              rail: rail, lease: lease, now: now, recording: intent, in: journal)
         }
-        guard amountMinorUnits > 0 else {
-            throw ConfigurationError("a reservation must be positive, got \(amountMinorUnits) minor units")
-        }
-        let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
-        guard leaseSeconds > 0 else { throw ConfigurationError("a reservation lease must be positive, got \(lease)") }
-        guard !idempotencyKey.isEmpty else { throw ConfigurationError("a reservation needs an idempotency key") }
+        let leaseSeconds = try Self.checkedLease(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                 idempotencyKey: idempotencyKey)
         let details = try SQLitePaymentJournal.detailsJSON(intent)
         return try await write { db in
             let receipt = try self.reserve(db, envelopeID: envelopeID, requestID: requestID,
@@ -200,9 +186,8 @@ public final class SQLiteBudgetStore: BudgetStore {
     public func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
                        in journal: any PaymentJournal) async throws {
         guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
-            try await settle(drawID: drawID, amountMinorUnits: amountMinorUnits, now: now)
-            try await journal.resolve(id: intentID, state: .succeeded, proof: proof, now: now)
-            return
+            return try await settleThenResolve(drawID: drawID, amountMinorUnits: amountMinorUnits, now: now,
+                                               resolving: intentID, proof: proof, in: journal)
         }
         guard amountMinorUnits >= 0 else {
             throw ConfigurationError("a settled amount cannot be negative, got \(amountMinorUnits) minor units")
@@ -212,6 +197,17 @@ public final class SQLiteBudgetStore: BudgetStore {
             try Self.settle(db, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: settledAt)
             try SQLitePaymentJournal.resolve(id: intentID, state: .succeeded, proof: proof, now: now, db)
         }
+    }
+
+    /// Checks a reservation's arguments; returns the lease in seconds.
+    private static func checkedLease(amountMinorUnits: Int64, lease: Duration, idempotencyKey: String) throws -> Double {
+        guard amountMinorUnits > 0 else {
+            throw ConfigurationError("a reservation must be positive, got \(amountMinorUnits) minor units")
+        }
+        let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        guard leaseSeconds > 0 else { throw ConfigurationError("a reservation lease must be positive, got \(lease)") }
+        guard !idempotencyKey.isEmpty else { throw ConfigurationError("a reservation needs an idempotency key") }
+        return leaseSeconds
     }
 
     /// The reservation itself, inside the caller's write transaction.

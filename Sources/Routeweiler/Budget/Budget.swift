@@ -231,6 +231,25 @@ extension BudgetStore {
     public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
                         rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
                         in journal: any PaymentJournal) async throws -> DrawReceipt {
+        try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                                   amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
+                                   recording: intent, in: journal)
+    }
+
+    public func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
+                       in journal: any PaymentJournal) async throws {
+        try await settleThenResolve(drawID: drawID, amountMinorUnits: amountMinorUnits, now: now,
+                                    resolving: intentID, proof: proof, in: journal)
+    }
+
+    /// The two-step form of ``reserve(envelopeID:requestID:idempotencyKey:amountMinorUnits:rail:lease:now:recording:in:)``
+    /// for stores that cannot share a transaction with `journal`: reserve, begin the intent, and release the
+    /// reservation if the intent cannot be recorded.
+    public func reserveThenBegin(envelopeID: String, requestID: String, idempotencyKey: String,
+                                 amountMinorUnits: Int64, rail: RailID, lease: Duration, now: Date,
+                                 recording intent: PaymentIntent, in journal: any PaymentJournal) async throws
+        -> DrawReceipt
+    {
         let receipt = try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                                         amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now)
         var intent = intent
@@ -244,8 +263,9 @@ extension BudgetStore {
         return receipt
     }
 
-    public func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
-                       in journal: any PaymentJournal) async throws {
+    /// The two-step form of ``settle(drawID:amountMinorUnits:now:resolving:proof:in:)``: settle, then resolve.
+    public func settleThenResolve(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String,
+                                  proof: String?, in journal: any PaymentJournal) async throws {
         try await settle(drawID: drawID, amountMinorUnits: amountMinorUnits, now: now)
         try await journal.resolve(id: intentID, state: .succeeded, proof: proof, now: now)
     }
