@@ -111,6 +111,17 @@ package enum RouteweilerDatabase {
         }
         // Running totals per envelope, kept by triggers on `draws` (so every writer keeps them, whatever its
         // code): the cap check reads two columns instead of summing every draw of the envelope.
+        /// Adds (`+`) or takes away (`-`) one draw row (`NEW` or `OLD`) from its envelope's totals.
+        @Sendable func totals(_ row: String, _ sign: String) -> String {
+            """
+            UPDATE envelopes SET
+                reserved_minor_units = reserved_minor_units \(sign)
+                  CASE WHEN \(row).state = 'reserved' THEN \(row).amount_reserved_minor_units ELSE 0 END,
+                settled_minor_units = settled_minor_units \(sign)
+                  CASE WHEN \(row).state = 'settled' THEN COALESCE(\(row).amount_settled_minor_units, 0) ELSE 0 END
+              WHERE id = \(row).envelope_id;
+            """
+        }
         m.registerMigration("v4-envelope-totals") { db in
             try db.execute(sql: """
                 ALTER TABLE envelopes ADD COLUMN reserved_minor_units INTEGER NOT NULL DEFAULT 0;
@@ -121,36 +132,16 @@ package enum RouteweilerDatabase {
                   settled_minor_units = COALESCE((SELECT SUM(amount_settled_minor_units) FROM draws
                     WHERE envelope_id = envelopes.id AND state = 'settled'), 0);
                 CREATE TRIGGER IF NOT EXISTS draws_totals_insert AFTER INSERT ON draws BEGIN
-                  UPDATE envelopes SET
-                    reserved_minor_units = reserved_minor_units
-                      + CASE WHEN NEW.state = 'reserved' THEN NEW.amount_reserved_minor_units ELSE 0 END,
-                    settled_minor_units = settled_minor_units
-                      + CASE WHEN NEW.state = 'settled' THEN COALESCE(NEW.amount_settled_minor_units, 0) ELSE 0 END
-                  WHERE id = NEW.envelope_id;
+                  \(totals("NEW", "+"))
                 END;
                 CREATE TRIGGER IF NOT EXISTS draws_totals_update
                 AFTER UPDATE OF state, amount_reserved_minor_units, amount_settled_minor_units, envelope_id ON draws
                 BEGIN
-                  UPDATE envelopes SET
-                    reserved_minor_units = reserved_minor_units
-                      - CASE WHEN OLD.state = 'reserved' THEN OLD.amount_reserved_minor_units ELSE 0 END,
-                    settled_minor_units = settled_minor_units
-                      - CASE WHEN OLD.state = 'settled' THEN COALESCE(OLD.amount_settled_minor_units, 0) ELSE 0 END
-                  WHERE id = OLD.envelope_id;
-                  UPDATE envelopes SET
-                    reserved_minor_units = reserved_minor_units
-                      + CASE WHEN NEW.state = 'reserved' THEN NEW.amount_reserved_minor_units ELSE 0 END,
-                    settled_minor_units = settled_minor_units
-                      + CASE WHEN NEW.state = 'settled' THEN COALESCE(NEW.amount_settled_minor_units, 0) ELSE 0 END
-                  WHERE id = NEW.envelope_id;
+                  \(totals("OLD", "-"))
+                  \(totals("NEW", "+"))
                 END;
                 CREATE TRIGGER IF NOT EXISTS draws_totals_delete AFTER DELETE ON draws BEGIN
-                  UPDATE envelopes SET
-                    reserved_minor_units = reserved_minor_units
-                      - CASE WHEN OLD.state = 'reserved' THEN OLD.amount_reserved_minor_units ELSE 0 END,
-                    settled_minor_units = settled_minor_units
-                      - CASE WHEN OLD.state = 'settled' THEN COALESCE(OLD.amount_settled_minor_units, 0) ELSE 0 END
-                  WHERE id = OLD.envelope_id;
+                  \(totals("OLD", "-"))
                 END;
                 """)
         }
