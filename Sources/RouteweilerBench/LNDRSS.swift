@@ -7,11 +7,10 @@ import RouteweilerTesting
 /// client (a diagnostic for the L402 path's memory).
 struct LNDRSSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "lnd-rss", abstract: "Diagnostic: RSS while calling the fake LND (unary GetInfo or SendPaymentV2).",
+        commandName: "lnd-rss", abstract: "Diagnostic: RSS while calling the fake LND's GetInfo over gRPC.",
         shouldDisplay: false)
 
     @Option(name: .customLong("count")) var count = 5000
-    @Option(name: .customLong("rpc")) var rpc = "getinfo"
     @Option(name: .customLong("per-connection")) var perConnection = Int.max
     @Option(name: .customLong("timeout-seconds")) var timeoutSeconds = 60
 
@@ -31,7 +30,7 @@ struct LNDRSSCommand: AsyncParsableCommand {
                 for _ in 0..<min(perConnection, count - done) {
                     _ = try await client.nodeInfo()
                     done += 1
-                    if done % 1000 == 0 { print("\(rpc) \(done): RSS \(Memory.currentMiB.map { fmt($0, 1) } ?? "?") MiB") }
+                    if done % 1000 == 0 { print("getinfo \(done): RSS \(Memory.currentMiB.map { fmt($0, 1) } ?? "?") MiB") }
                 }
             }
         }

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Monotonic nanoseconds (CLOCK_MONOTONIC), cheap enough to take around every phase.
 @inline(__always)
