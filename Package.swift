@@ -92,6 +92,7 @@ let package = Package(
             dependencies: [
                 "Routeweiler",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
         .target(

@@ -147,10 +147,10 @@ public final class SQLiteBudgetStore: BudgetStore {
                         rail: RailID, lease: Duration, now: Date) async throws -> DrawReceipt {
         let leaseSeconds = try Self.checkedLease(amountMinorUnits: amountMinorUnits, lease: lease,
                                                  idempotencyKey: idempotencyKey)
-        return try await write { db in
-            try self.reserve(db, envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                             amountMinorUnits: amountMinorUnits, rail: rail, leaseSeconds: leaseSeconds, now: now)
-        }
+        return try await reserve(
+            Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                        amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
+            intent: nil)
     }
 
     /// Reserves and journals the intent in one transaction when `journal` is an ``SQLitePaymentJournal`` on this
@@ -165,20 +165,10 @@ public final class SQLiteBudgetStore: BudgetStore {
         }
         let leaseSeconds = try Self.checkedLease(amountMinorUnits: amountMinorUnits, lease: lease,
                                                  idempotencyKey: idempotencyKey)
-        let details = try SQLitePaymentJournal.detailsJSON(intent)
-        return try await write { db in
-            let receipt = try self.reserve(db, envelopeID: envelopeID, requestID: requestID,
-                                           idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
-                                           rail: rail, leaseSeconds: leaseSeconds, now: now)
-            var intent = intent
-            intent.drawID = receipt.receiptId
-            do {
-                try SQLitePaymentJournal.insert(intent, details: details, db)
-            } catch {
-                throw JournalWriteError(cause: error)  // rolls the reservation back with it
-            }
-            return receipt
-        }
+        return try await reserve(
+            Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                        amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
+            intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)))
     }
 
     /// Settles and resolves the intent in one transaction when `journal` is an ``SQLitePaymentJournal`` on this
@@ -210,64 +200,127 @@ public final class SQLiteBudgetStore: BudgetStore {
         return leaseSeconds
     }
 
-    /// The reservation itself, inside the caller's write transaction.
-    private func reserve(_ db: Database, envelopeID: String, requestID: String, idempotencyKey: String,
-                         amountMinorUnits: Int64, rail: RailID, leaseSeconds: Double, now: Date) throws -> DrawReceipt {
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: EnvelopeRowText.select), arguments: [envelopeID])
-            else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
-            let envelope = try self.envelope(cachedFrom: row)
-            guard envelope.status == .active else {
-                throw EnvelopeFrozenError(envelopeID: envelopeID, status: envelope.status)
-            }
-            guard now < envelope.expiresAt else { throw EnvelopeExpiredError(envelopeID: envelopeID) }
-
-            // Idempotent replay: whatever the row's state, return its receipt (a released key stays burned).
-            if let existing = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT * FROM draws WHERE envelope_id = ? AND idempotency_key = ?"),
-                arguments: [envelopeID, idempotencyKey])
-            {
-                let draw = try Self.draw(from: existing)
-                var receipt = Self.receipt(for: draw, envelope: envelope)
-                if let signature: String = existing["signature"], !signature.isEmpty {
-                    receipt.signature = signature
-                } else {
-                    // A row from before signatures were stored: sign once and keep it.
-                    receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
-                    try db.execute(sql: "UPDATE draws SET signature = ? WHERE id = ?",
-                                   arguments: [receipt.signature, draw.id])
+    /// One `BEGIN IMMEDIATE` transaction: the reservation and, when given, the payment intent that names its draw.
+    ///
+    /// The receipt is signed on the calling thread while the writer's queue opens the transaction and checks the
+    /// envelope; the writer then takes that signature if the envelope row is still the one it was signed for (or
+    /// signs itself: first use of an envelope, or a row that changed), so the Ed25519 signature is not paid for under
+    /// the write lock.
+    private func reserve(_ reservation: Reservation, intent: (PaymentIntent, details: String)?) async throws
+        -> DrawReceipt
+    {
+        let presigned = Handoff<DrawReceipt?>()
+        do {
+            return try await withCheckedThrowingContinuation { continuation in
+                pool.asyncWriteWithoutTransaction { db in
+                    continuation.resume(with: Result {
+                        try db.inImmediateTransaction {
+                            let receipt = try self.reserve(db, reservation, presigned: presigned)
+                            if var (intent, details) = intent {
+                                intent.drawID = receipt.receiptId
+                                do {
+                                    try SQLitePaymentJournal.insert(intent, details: details, db)
+                                } catch {
+                                    throw JournalWriteError(cause: error)  // rolls the reservation back with it
+                                }
+                            }
+                            return receipt
+                        }
+                    })
                 }
-                return receipt
+                presigned.put(presignedReceipt(reservation))
             }
+        } catch let error as DatabaseError where Self.isBusy(error) {
+            throw Self.busyError(path: path, timeout: busyTimeout)
+        }
+    }
 
-            guard envelope.allowedRails.contains(rail) else {
-                throw RailNotAllowedError(envelopeID: envelopeID, rail: rail)
-            }
-            let (reserved, settled) = Self.sums(row)
-            let available = envelope.capMinorUnits - reserved - settled
-            guard amountMinorUnits <= available else {
-                // A revived draw can settle above its reservation, so `available` may be negative; report 0.
-                throw BudgetExceededError(envelopeID: envelopeID, requestedMinorUnits: amountMinorUnits,
-                                          availableMinorUnits: max(0, available))
-            }
-            let issued = BudgetTime.text(now)
-            let expires = BudgetTime.text(now.addingTimeInterval(leaseSeconds))
-            let draw = DrawRecord(
-                id: UUIDv7.make(now: now), envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                amountReservedMinorUnits: amountMinorUnits, amountSettledMinorUnits: nil, railQuoted: rail,
-                state: .reserved, issuedAt: try BudgetTime.date(issued), expiresAt: try BudgetTime.date(expires), settledAt: nil)
-            var receipt = Self.receipt(for: draw, envelope: envelope)
-            // The key was checked against the envelope's public key when it was loaded.
+    /// The new draw's receipt, signed, as it will be if the envelope row has not changed since it was last decoded;
+    /// `nil` when this envelope was not used yet by this store.
+    private func presignedReceipt(_ reservation: Reservation) -> DrawReceipt? {
+        guard let envelope = decodedEnvelopes.withLock({ $0[reservation.envelopeID]?.record }),
+            let key = keys.withLock({ $0[envelope.id] })
+        else { return nil }
+        var receipt = reservation.receipt(envelope: envelope)
+        guard let signature = try? key.signature(for: receipt) else { return nil }
+        receipt.signature = signature
+        return receipt
+    }
+
+    /// The reservation itself, inside the caller's write transaction (SPEC §10.3).
+    private func reserve(_ db: Database, _ r: Reservation, presigned: Handoff<DrawReceipt?>) throws -> DrawReceipt {
+        let select = try RawStatement(db, EnvelopeRowText.select)
+        select.bind(1, r.envelopeID)
+        guard try select.step() else {
+            select.reset()
+            throw EnvelopeNotFoundError(envelopeID: r.envelopeID)
+        }
+        let text = EnvelopeRowText(select)
+        let (reserved, settled) = (select.int64(10), select.int64(11))
+        select.reset()
+        let envelope = try self.envelope(cachedFrom: text, db)
+        guard envelope.status == .active else {
+            throw EnvelopeFrozenError(envelopeID: r.envelopeID, status: envelope.status)
+        }
+        guard r.now < envelope.expiresAt else { throw EnvelopeExpiredError(envelopeID: r.envelopeID) }
+
+        let existing = try RawStatement(db, "SELECT 1 FROM draws WHERE envelope_id = ? AND idempotency_key = ?")
+        existing.bind(1, r.envelopeID)
+        existing.bind(2, r.idempotencyKey)
+        let isReplay = try existing.step()
+        existing.reset()
+        if isReplay { return try replay(db, r, envelope: envelope) }
+
+        guard envelope.allowedRails.contains(r.rail) else {
+            throw RailNotAllowedError(envelopeID: r.envelopeID, rail: r.rail)
+        }
+        let available = envelope.capMinorUnits - reserved - settled
+        guard r.amountMinorUnits <= available else {
+            // A revived draw can settle above its reservation, so `available` may be negative; report 0.
+            throw BudgetExceededError(envelopeID: r.envelopeID, requestedMinorUnits: r.amountMinorUnits,
+                                      availableMinorUnits: max(0, available))
+        }
+        var receipt = r.receipt(envelope: envelope)
+        if let signed = presigned.take(), signed.withSignature("") == receipt {
+            receipt.signature = signed.signature
+        } else {
+            // The key is checked against the envelope's public key when it is loaded.
             receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
-                      amount_settled_minor_units, rail_quoted, state, issued_at, expires_at, settled_at, signature)
-                    VALUES (?,?,?,?,?,NULL,?,?,?,?,NULL,?)
-                    """
-            ).execute(
-                arguments: [draw.id, envelopeID, requestID, idempotencyKey, amountMinorUnits, rail.rawValue,
-                            DrawState.reserved.rawValue, issued, expires, receipt.signature])
-            return receipt
+        }
+        let insert = try RawStatement(db, """
+            INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
+              amount_settled_minor_units, rail_quoted, state, issued_at, expires_at, settled_at, signature)
+            VALUES (?,?,?,?,?,NULL,?,'reserved',?,?,NULL,?)
+            """)
+        insert.bind(1, r.drawID)
+        insert.bind(2, r.envelopeID)
+        insert.bind(3, r.requestID)
+        insert.bind(4, r.idempotencyKey)
+        insert.bind(5, r.amountMinorUnits)
+        insert.bind(6, r.rail.rawValue)
+        insert.bind(7, r.issuedText)
+        insert.bind(8, r.expiresText)
+        insert.bind(9, receipt.signature)
+        try insert.run()
+        return receipt
+    }
+
+    /// Idempotent replay: whatever the existing row's state, its receipt (a released key stays burned).
+    private func replay(_ db: Database, _ r: Reservation, envelope: EnvelopeRecord) throws -> DrawReceipt {
+        guard let existing = try Row.fetchOne(
+            db, sql: "SELECT * FROM draws WHERE envelope_id = ? AND idempotency_key = ?",
+            arguments: [r.envelopeID, r.idempotencyKey])
+        else { throw DrawNotFoundError(drawID: r.idempotencyKey) }
+        let draw = try Self.draw(from: existing)
+        var receipt = Self.receipt(for: draw, envelope: envelope)
+        if let signature: String = existing["signature"], !signature.isEmpty {
+            receipt.signature = signature
+        } else {
+            // A row from before signatures were stored: sign once and keep it.
+            receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
+            try db.execute(sql: "UPDATE draws SET signature = ? WHERE id = ?", arguments: [receipt.signature, draw.id])
+        }
+        return receipt
     }
 
     /// Settles a draw at the amount actually paid.
@@ -419,10 +472,13 @@ public final class SQLiteBudgetStore: BudgetStore {
         (envelopeRow["reserved_minor_units"] ?? 0, envelopeRow["settled_minor_units"] ?? 0)
     }
 
-    /// ``envelope(from:)`` through ``decodedEnvelopes``.
-    private func envelope(cachedFrom row: Row) throws -> EnvelopeRecord {
-        let text = EnvelopeRowText(row)
+    /// ``envelope(from:)`` through ``decodedEnvelopes``: the row is decoded again (read through GRDB) only when one
+    /// of its columns changed.
+    private func envelope(cachedFrom text: EnvelopeRowText, _ db: Database) throws -> EnvelopeRecord {
         if let hit = decodedEnvelopes.withLock({ $0[text.id] }), hit.source == text { return hit.record }
+        guard let row = try Row.fetchOne(db, sql: EnvelopeRowText.select, arguments: [text.id]) else {
+            throw EnvelopeNotFoundError(envelopeID: text.id)
+        }
         let record = try Self.envelope(from: row)
         decodedEnvelopes.withLock { $0[text.id] = (text, record) }
         return record
@@ -520,10 +576,57 @@ private struct EnvelopeRowText: Equatable, Sendable {
     var id: String
     var cap: Int64
     var texts: [String?]
-    init(_ row: Row) {
-        id = row[0] ?? ""
-        cap = row[1] ?? 0
-        texts = (2...9).map { row[$0] }
+    init(_ statement: RawStatement) {
+        id = statement.text(0) ?? ""
+        cap = statement.int64(1)
+        texts = (2...9).map { statement.text($0) }
+    }
+}
+
+extension DrawReceipt {
+    fileprivate func withSignature(_ signature: String) -> DrawReceipt {
+        var copy = self
+        copy.signature = signature
+        return copy
+    }
+}
+
+/// A reservation's arguments, and what its draw row will hold (computed before the transaction).
+private struct Reservation: Sendable {
+    var envelopeID: String
+    var requestID: String
+    var idempotencyKey: String
+    var amountMinorUnits: Int64
+    var rail: RailID
+    var now: Date
+    var drawID: String
+    var issuedText: String
+    var expiresText: String
+    var issuedAt: Date
+    var expiresAt: Date
+
+    init(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64, rail: RailID,
+         now: Date, leaseSeconds: Double) throws {
+        self.envelopeID = envelopeID
+        self.requestID = requestID
+        self.idempotencyKey = idempotencyKey
+        self.amountMinorUnits = amountMinorUnits
+        self.rail = rail
+        self.now = now
+        drawID = UUIDv7.make(now: now)
+        issuedText = BudgetTime.text(now)
+        expiresText = BudgetTime.text(now.addingTimeInterval(leaseSeconds))
+        // As the row will read back (microseconds), so that a receipt rebuilt from the row is the same.
+        issuedAt = try BudgetTime.date(issuedText)
+        expiresAt = try BudgetTime.date(expiresText)
+    }
+
+    /// The unsigned receipt of the new draw.
+    func receipt(envelope: EnvelopeRecord) -> DrawReceipt {
+        DrawReceipt(receiptId: drawID, envelopeId: envelopeID, requestId: requestID, idempotencyKey: idempotencyKey,
+                    amountReservedMinorUnits: amountMinorUnits, amountReservedCurrency: envelope.capCurrency,
+                    railQuoted: rail, issuedAt: issuedAt, expiresAt: expiresAt,
+                    counterPublicKey: envelope.counterPublicKey, signature: "")
     }
 }
 

@@ -195,16 +195,23 @@ extension DatabasePool {
     /// One `BEGIN IMMEDIATE` … `COMMIT` write transaction (rolled back if `body` throws), with both statements
     /// prepared once per connection instead of parsed on every call.
     package func immediateWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await writeWithoutTransaction { db in
-            try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
-            do {
-                let value = try body(db)
-                try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
-                return value
-            } catch {
-                if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK TRANSACTION") }
-                throw error
-            }
+        try await writeWithoutTransaction { db in try db.inImmediateTransaction { try body(db) } }
+    }
+}
+
+extension Database {
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction (the write lock taken up front, so a read-then-write cannot
+    /// fail half-way on another connection's lock), committed if it returns and rolled back if it throws.
+    /// BEGIN and COMMIT are stepped through the C API on cached statements.
+    func inImmediateTransaction<T>(_ body: () throws -> T) throws -> T {
+        try RawStatement(self, "BEGIN IMMEDIATE TRANSACTION").run()
+        do {
+            let value = try body()
+            try RawStatement(self, "COMMIT TRANSACTION").run()
+            return value
+        } catch {
+            if isInsideTransaction { try? execute(sql: "ROLLBACK TRANSACTION") }
+            throw error
         }
     }
 }
