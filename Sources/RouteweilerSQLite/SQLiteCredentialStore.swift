@@ -162,16 +162,17 @@ public final class SQLitePaymentJournal: PaymentJournal {
 
     /// Inserts a pending intent inside the caller's write transaction.
     static func insert(_ intent: PaymentIntent, details: String, _ db: Database) throws {
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO payment_intents(id, request_id, rail, origin, envelope_id, draw_id, payment_hash, invoice,
-                  credential_scope, state, proof, created_at, resolved_at, details_json)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, NULL, ?)
-                """
-        ).execute(
-            arguments: [intent.id, intent.requestID, intent.rail.rawValue, intent.origin, intent.envelopeID,
-                        intent.drawID, intent.paymentHash, intent.invoice, intent.credentialScope,
-                        text(intent.createdAt), details])
+        let insert = try RawStatement(db, """
+            INSERT INTO payment_intents(id, request_id, rail, origin, envelope_id, draw_id, payment_hash, invoice,
+              credential_scope, state, proof, created_at, resolved_at, details_json)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, NULL, ?)
+            """)
+        for (index, value) in [intent.id, intent.requestID, intent.rail.rawValue, intent.origin, intent.envelopeID,
+                               intent.drawID, intent.paymentHash, intent.invoice, intent.credentialScope,
+                               text(intent.createdAt), details].enumerated() {
+            insert.bind(Int32(index + 1), value)
+        }
+        try insert.run()
     }
 
     /// Resolves an intent inside the caller's write transaction.

@@ -226,6 +226,11 @@ enum Glob {
     }
 
     static func matches(_ pattern: String, _ text: String) -> Bool {
+        // The common patterns, without tokenising: "*" (every envelope's default origin glob) and plain names.
+        if pattern == "*" { return true }
+        if !pattern.utf8.contains(where: { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "[") }) {
+            return pattern.unicodeScalars.elementsEqual(text.unicodeScalars)
+        }
         let tokens = tokenize(Array(pattern.unicodeScalars))
         let s = Array(text.unicodeScalars)
         var ti = 0, si = 0
