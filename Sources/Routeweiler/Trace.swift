@@ -261,7 +261,7 @@ public struct TraceEvent: Sendable, Codable, Hashable {
         var w = TraceJSON()
         w.raw("{")
         w.key("agentId", first: true); w.string(agentId)
-        w.key("challenge"); try w.encoded(challenge)
+        w.key("challenge"); w.challenge(challenge)
         if credentialId != nil || credentialState != nil {
             w.key("credentialId"); w.string(credentialId)
             w.key("credentialState"); w.string(credentialState)
@@ -287,7 +287,7 @@ public struct TraceEvent: Sendable, Codable, Hashable {
         w.key("serviceLatencyMs"); w.int(Int64(outcome.serviceLatencyMs))
         w.raw("}")
         w.key("parentRequestId"); w.string(parentRequestId)
-        w.key("payment"); try w.encoded(payment)
+        w.key("payment"); try w.payment(payment)
         w.key("policy")
         if let policy {
             w.raw("{")
@@ -412,6 +412,68 @@ private struct TraceJSON {
             return true
         }
         if !plain, let data = try? Self.encoder.encode(s) { bytes.append(contentsOf: data) }
+    }
+
+    mutating func int(_ v: Int) { bytes.append(contentsOf: String(v).utf8) }
+
+    /// A `[String: String]` object, keys in `String` order (what JSONEncoder's `.sortedKeys` writes here).
+    mutating func object(_ d: [String: String]) {
+        raw("{")
+        for (i, k) in d.keys.sorted().enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            string(k)
+            bytes.append(UInt8(ascii: ":"))
+            string(d[k])
+        }
+        raw("}")
+    }
+
+    /// ``NormalizedChallenge`` as its `encode(to:)` writes it, keys sorted.
+    mutating func challenge(_ c: NormalizedChallenge?) {
+        guard let c else { return raw("null") }
+        raw("{")
+        key("expiresAt", first: true); string(Timestamp.rfc3339Z(c.expiresAt))
+        key("nonce"); string(c.nonce)
+        key("payee"); raw("{")
+        key("identifier", first: true); string(c.payee.identifier)
+        key("metadata"); object(c.payee.metadata)
+        raw("}")
+        key("price"); raw("{")
+        key("amount", first: true); bytes.append(contentsOf: String(c.price.amount).utf8)
+        key("currency"); string(c.price.currency)
+        key("humanAmount"); string(c.price.humanAmount)
+        raw("}")
+        key("rail"); string(c.rail.rawValue)
+        key("raw"); object(c.raw)
+        key("resource"); raw("{")
+        key("method", first: true); string(c.resource.method)
+        key("originalStatus"); int(c.resource.originalStatus)
+        key("url"); string(c.resource.url)
+        key("urlEncoding"); string(c.resource.urlEncoding)
+        raw("}")
+        key("scheme"); string(c.scheme)
+        raw("}")
+    }
+
+    /// ``TraceEvent/Payment`` as its `encode(to:)` writes it, keys sorted.
+    mutating func payment(_ p: TraceEvent.Payment?) throws {
+        guard let p else { return raw("null") }
+        raw("{")
+        key("amountEnvelope", first: true)
+        if let amount = p.amountEnvelope, amount.rounded() == amount, abs(amount) < 1e15 {
+            int(Int64(amount))  // JSONEncoder writes an integral double without a fraction
+        } else {
+            try encoded(p.amountEnvelope)
+        }
+        key("amountEnvelopeCurrency"); string(p.amountEnvelopeCurrency)
+        key("amountNative"); bytes.append(contentsOf: String(p.amountNative).utf8)
+        key("amountNativeCurrency"); string(p.amountNativeCurrency)
+        key("fmvQuality"); string(p.fmvQuality.rawValue)
+        key("proofType"); string(p.proofType.rawValue)
+        key("proofValue"); string(p.proofValue)
+        key("settlement"); try encoded(p.settlement)
+        key("settlementLatencyMs"); int(p.settlementLatencyMs)
+        raw("}")
     }
 
     /// A nested value through JSONEncoder (same options), or `null`.

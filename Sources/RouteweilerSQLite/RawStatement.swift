@@ -35,6 +35,14 @@ struct RawStatement {
 
     func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(handle, index, value) }
 
+    func bind(_ index: Int32, _ value: Int64?) {
+        if let value { sqlite3_bind_int64(handle, index, value) } else { sqlite3_bind_null(handle, index) }
+    }
+
+    func bind(_ index: Int32, _ value: Double?) {
+        if let value { sqlite3_bind_double(handle, index, value) } else { sqlite3_bind_null(handle, index) }
+    }
+
     /// Runs the statement one step: `true` when it produced a row.
     /// - Throws: a GRDB `DatabaseError` with SQLite's code and message (`SQLITE_BUSY` when the lock wait timed out).
     @discardableResult

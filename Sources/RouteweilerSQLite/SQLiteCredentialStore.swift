@@ -69,20 +69,26 @@ public final class SQLiteCredentialStore: CredentialStore {
     }
 
     private func credentials(origin: String) throws -> [StoredCredential] {
-        let select = { (db: Database) throws -> [Row] in
-            try Row.fetchAll(db.cachedStatement(sql: """
+        let select = { (db: Database) throws -> [(id: String, text: CachedText)] in
+            let statement = try RawStatement(db, """
                 SELECT credential_id, request_id, rail, challenge_url, payload_json, expires_at FROM credentials
                 WHERE origin = ? AND state IN ('persisted', 'redeemed') ORDER BY persisted_at DESC, rowid DESC
-                """), arguments: [origin])
+                """)
+            defer { statement.reset() }
+            statement.bind(1, origin)
+            var rows: [(id: String, text: CachedText)] = []
+            while try statement.step() {
+                rows.append((statement.text(0) ?? "",
+                             CachedText(payload: statement.text(4), rail: statement.text(2), expiresAt: statement.text(5),
+                                        requestID: statement.text(1), challengeURL: statement.text(3))))
+            }
+            return rows
         }
         // A read-only connection of the store's own, used in autocommit mode (each SELECT sees the last commit):
         // no pool checkout, no read transaction, no schema-version query per lookup.
         let rows = try lookupConnection.map { try $0.inDatabase(select) } ?? pool.unsafeRead(select)
         guard !rows.isEmpty else { return [] }
-        return rows.compactMap { row -> StoredCredential? in
-            let id: String = row["credential_id"]
-            let text = CachedText(payload: row["payload_json"], rail: row["rail"], expiresAt: row["expires_at"],
-                                  requestID: row["request_id"], challengeURL: row["challenge_url"])
+        return rows.compactMap { (id, text) -> StoredCredential? in
             if let hit = decoded.withLock({ $0[id] }), hit.source == text { return hit.credential }
             guard let json = text.payload, let payload = try? JSONDecoder().decode(Payload.self, from: Data(json.utf8))
             else { return nil }

@@ -156,20 +156,42 @@ public final class SQLiteTraceSink: TraceSink {
         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?)
         """
 
-    private static func row(for e: TraceEvent) throws -> StatementArguments {
-        let payload = try e.payloadJSON()
-        return [
-            e.requestId, e.envelopeId, e.selectedRail?.rawValue, e.fallbackFrom?.rawValue, e.facilitator,
-            e.outcome.httpStatus, e.outcome.serviceDelivered ? 1 : 0,
-            e.payment.map { String($0.amountNative) }, e.payment?.amountNativeCurrency,
-            e.payment?.amountEnvelope, e.payment?.amountEnvelopeCurrency, e.payment?.fmvQuality.rawValue,
-            Timestamp.iso(e.timestampStart), Timestamp.iso(e.timestampEnd), payload,
-        ]
+    /// One `trace_events` row, as bound to ``insertSQL``.
+    private struct Row: Sendable {
+        var texts: [String?]  // parameters 1...5
+        var httpStatus: Int?
+        var serviceDelivered: Bool
+        var amountNative: String?
+        var amountNativeCurrency: String?
+        var amountEnvelope: Double?
+        var tail: [String?]  // parameters 11...15
+
+        init(_ e: TraceEvent) throws {
+            texts = [e.requestId, e.envelopeId, e.selectedRail?.rawValue, e.fallbackFrom?.rawValue, e.facilitator]
+            httpStatus = e.outcome.httpStatus
+            serviceDelivered = e.outcome.serviceDelivered
+            amountNative = e.payment.map { String($0.amountNative) }
+            amountNativeCurrency = e.payment?.amountNativeCurrency
+            amountEnvelope = e.payment?.amountEnvelope
+            tail = [e.payment?.amountEnvelopeCurrency, e.payment?.fmvQuality.rawValue, Timestamp.iso(e.timestampStart),
+                    Timestamp.iso(e.timestampEnd), try e.payloadJSON()]
+        }
     }
 
-    /// Inserts with the connection's cached prepared statement (compiled once per connection).
-    private static func insert(_ row: StatementArguments, _ db: Database) throws {
-        try db.cachedStatement(sql: insertSQL).execute(arguments: row)
+    private static func row(for e: TraceEvent) throws -> Row { try Row(e) }
+
+    /// Inserts with the connection's cached prepared statement (compiled once per connection), bound through the C
+    /// API.
+    private static func insert(_ row: Row, _ db: Database) throws {
+        let insert = try RawStatement(db, insertSQL)
+        for (index, text) in row.texts.enumerated() { insert.bind(Int32(index + 1), text) }
+        insert.bind(6, row.httpStatus.map(Int64.init))
+        insert.bind(7, row.serviceDelivered ? 1 : 0)
+        insert.bind(8, row.amountNative)
+        insert.bind(9, row.amountNativeCurrency)
+        insert.bind(10, row.amountEnvelope)
+        for (index, text) in row.tail.enumerated() { insert.bind(Int32(index + 11), text) }
+        try insert.run()
     }
 
     /// The most recent events, newest first (after the queued rows are written).

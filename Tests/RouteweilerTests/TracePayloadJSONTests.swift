@@ -55,7 +55,24 @@ import Testing
         controls.url = "http://h/p?x=\"y\"&z=/w"
         controls.outcome = .init(httpStatus: -1, serviceDelivered: false, serviceLatencyMs: Int(Int32.max))
         controls.reconciliation = .init(taxCategory: "data_api", vatApplicable: true, invoiceReference: "INV/1")
-        return [base, paid, failed, held, onlyState, controls]
+        // The challenge and payment written by hand: integral and absent envelope amounts, no settlement receipt,
+        // mixed-case and digit keys in the string maps, escapes in challenge fields.
+        var plain = paid
+        plain.challenge?.raw = ["payTo": "0xAB", "payee": "x", "maxAmountRequired": "10", "a10": "1", "a9": "2",
+                                "Network": "base", "extra.name": "USD Coin", "q": "say \"hi\"\n"]
+        plain.challenge?.payee.metadata = [:]
+        plain.challenge?.resource = .init(method: "POST", url: "http://h/a b?é=1", urlEncoding: "drop", originalStatus: 401)
+        plain.payment = .init(proofType: .preimage, proofValue: nil, amountNative: UInt64.max,
+                              amountNativeCurrency: "btc-lightning", amountEnvelope: 3, amountEnvelopeCurrency: "JPY",
+                              fmvQuality: .staticTable, settlementLatencyMs: 0)
+        var noEnvelopeAmount = plain
+        noEnvelopeAmount.payment?.amountEnvelope = nil
+        noEnvelopeAmount.payment?.amountEnvelopeCurrency = nil
+        var bigAmount = plain
+        bigAmount.payment?.amountEnvelope = 1e17
+        var negativeAmount = plain
+        negativeAmount.payment?.amountEnvelope = -2.5
+        return [base, paid, failed, held, onlyState, controls, plain, noEnvelopeAmount, bigAmount, negativeAmount]
     }
 
     @Test func handWrittenPayloadEqualsJSONEncoder() throws {
