@@ -164,6 +164,15 @@ package enum RouteweilerDatabase {
                 DROP INDEX IF EXISTS payment_intents_draw;
                 """)
         }
+        // The credential lookup at the start of every call returns an origin's newest usable tokens first: with the
+        // index in that order (rowid, the tie-break, is its last column) SQLite walks it backwards instead of
+        // sorting the rows in a temporary b-tree.
+        m.registerMigration("v7-credentials-origin-recent") { db in
+            try db.execute(sql: """
+                CREATE INDEX IF NOT EXISTS credentials_origin_recent ON credentials(origin, persisted_at);
+                DROP INDEX IF EXISTS credentials_origin;
+                """)
+        }
         return m
     }
 }

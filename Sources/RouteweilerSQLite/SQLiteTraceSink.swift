@@ -19,7 +19,8 @@ public struct TraceWriteError: Error, CustomStringConvertible {
 /// row. The file is created with mode 0600 and opened in WAL mode; several processes may share it.
 ///
 /// By default rows are written behind the call (``WriteMode/writeBehind``): ``record(_:)`` queues the event and
-/// returns, and one background task writes whatever is queued in one transaction, then the next batch. A trace row
+/// returns, and one background task writes whatever was queued over the last few milliseconds in one transaction,
+/// then the next batch. A trace row
 /// is not money data (draws and payment intents are written before paying, in the budget store and the journal),
 /// so this takes the trace write off the call's latency without weakening what a crash can lose of money state.
 /// ``flush()`` (called by ``RouteweilerClient/shutdown()``) and every read wait for the queue first.
@@ -31,8 +32,8 @@ public final class SQLiteTraceSink: TraceSink {
     public enum WriteMode: Sendable, Hashable {
         /// ``record(_:)`` writes the row (one transaction) before it returns.
         case immediate
-        /// ``record(_:)`` queues the row; a background task writes queued rows in batches, usually within a
-        /// millisecond. A process killed before ``flush()`` loses the rows still queued.
+        /// ``record(_:)`` queues the row; a background task writes the rows queued every few milliseconds
+        /// (``gatherWindow``), in one transaction. A process killed before ``flush()`` loses the rows still queued.
         case writeBehind
     }
 
@@ -106,9 +107,15 @@ public final class SQLiteTraceSink: TraceSink {
         while let writer = queue.withLock({ $0.writer }) { await writer.value }
     }
 
-    /// The background writer: takes everything queued, writes it in one transaction, until the queue is empty.
+    /// How long the background writer lets rows gather before it writes them: one transaction for every call that
+    /// finished meanwhile instead of one per call (a row costs about a third as much in a batch).
+    static let gatherWindow: Duration = .milliseconds(5)
+
+    /// The background writer: waits ``gatherWindow``, takes everything queued, writes it in one transaction, until
+    /// the queue is empty.
     private func drain() async {
         while true {
+            try? await Task.sleep(for: Self.gatherWindow)
             let batch = queue.withLock { q -> [TraceEvent] in
                 if q.events.isEmpty {
                     q.writer = nil
