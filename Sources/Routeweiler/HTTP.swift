@@ -5,19 +5,22 @@ public import HTTPTypes
 /// retry carries the same bytes.
 public struct RouteweilerRequest: Sendable {
     public var method: HTTPRequest.Method
-    public var url: URL
+    public var url: URL {
+        didSet { origin = url.routeweilerOrigin }
+    }
     public var headerFields: HTTPFields
     public var body: [UInt8]?
+    /// `scheme://host:port` with the default port made explicit (443 for https, else 80); kept with ``url`` (a call
+    /// reads it several times).
+    public private(set) var origin: String
 
     public init(method: HTTPRequest.Method = .get, url: URL, headerFields: HTTPFields = [:], body: [UInt8]? = nil) {
         self.method = method
         self.url = url
         self.headerFields = headerFields
         self.body = body
+        self.origin = url.routeweilerOrigin
     }
-
-    /// `scheme://host:port` with the default port made explicit (443 for https, else 80).
-    public var origin: String { url.routeweilerOrigin }
 }
 
 extension URL {

@@ -39,7 +39,7 @@ struct Router: Sendable {
         var sawChallenge = false
         let originAllowed: Bool = {
             guard let globs = limits.envelopeOrigins, !globs.isEmpty else { return true }
-            let origin = context.request.url.routeweilerOrigin
+            let origin = context.request.origin
             let host = (context.request.url.host ?? "").lowercased()
             return globs.contains { g in
                 let p = g.lowercased()
@@ -61,7 +61,7 @@ struct Router: Sendable {
                     }
                     if !originAllowed, let envelope = limits.envelopeID {
                         rejections.append(RailRejection(rail: rail.id, error: OriginNotAllowedError(
-                            envelopeID: envelope, origin: context.request.url.routeweilerOrigin), challenge: offer.challenge))
+                            envelopeID: envelope, origin: context.request.origin), challenge: offer.challenge))
                         continue
                     }
                     if let allowed = limits.envelopeRails, let envelope = limits.envelopeID, !allowed.contains(rail.id) {

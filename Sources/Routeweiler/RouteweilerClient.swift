@@ -709,6 +709,13 @@ public final class RouteweilerClient: Sendable {
                         envelope: EnvelopeBinding?, request: RouteweilerRequest, requestID: String, start: Date,
                         end: Date, elapsedMs: Int, settlementMs: Int, logger: Logger) async throws -> RouteweilerResponse
     {
+        if case .passthrough(let response) = completion, configuration.traceSink == nil, !observability.tracing,
+            !observability.counting
+        {
+            // A free call with nobody to tell: no trace event to build.
+            return RouteweilerResponse(status: response.status, headerFields: response.headerFields,
+                                       body: response.body, payment: nil, requestID: requestID)
+        }
         var event = baseEvent(request: request, requestID: requestID, start: start, elapsedMs: elapsedMs)
         event.timestampEnd = end
         event.policy = call.policy

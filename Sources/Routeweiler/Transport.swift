@@ -24,7 +24,7 @@ struct AsyncHTTPClientTransport: HTTPTransport {
             response = try await client.execute(r, timeout: .milliseconds(ms))
             body = try await response.body.collect(upTo: maxResponseBytes)
         } catch {
-            throw TransportError("\(request.method) \(request.url.routeweilerOrigin): \(error)", cause: error)
+            throw TransportError("\(request.method) \(request.origin): \(error)", cause: error)
         }
         var fields = HTTPFields()
         for (name, value) in response.headers {

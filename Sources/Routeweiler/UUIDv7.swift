@@ -1,10 +1,14 @@
 import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Time-ordered UUID version 7 identifiers (48-bit Unix milliseconds, version 7, variant `10`, random bits).
 public enum UUIDv7 {
     /// A new UUIDv7 in canonical lower-case 8-4-4-4-12 form.
     public static func make(now: Date = Date()) -> String {
-        var g = SystemRandomNumberGenerator()
+        var g = PooledRandom()
         return make(milliseconds: UInt64(max(0, now.timeIntervalSince1970 * 1000)), using: &g)
     }
 
@@ -39,6 +43,57 @@ public enum UUIDv7 {
             }
         }
     }
+}
+
+/// Random bits for identifiers from the kernel's generator, read 4 KiB at a time from `/dev/urandom`: one system
+/// call per 512 draws instead of one per draw (several ids are made per call). A forked child refills before its
+/// first draw, so parent and child never hand out the same bits. (Linux; elsewhere the system generator is used as
+/// is.)
+struct PooledRandom: RandomNumberGenerator {
+    mutating func next() -> UInt64 {
+        #if os(Linux)
+        if let value = Self.pool.withLock({ $0.next() }) { return value }
+        #endif
+        var g = SystemRandomNumberGenerator()
+        return g.next()
+    }
+
+    #if os(Linux)
+    private struct Pool {
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        var offset = 4096
+        var pid: pid_t = 0
+        var fd: Int32 = -1
+
+        /// The next 8 bytes, or `nil` if the kernel's generator cannot be read.
+        mutating func next() -> UInt64? {
+            let pid = getpid()
+            if offset + 8 > bytes.count || self.pid != pid {
+                if fd < 0 || self.pid != pid {
+                    if fd >= 0 { close(fd) }
+                    fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+                    if fd < 0 { return nil }
+                }
+                let fd = self.fd
+                let filled = bytes.withUnsafeMutableBytes { buffer -> Bool in
+                    var done = 0
+                    while done < buffer.count {
+                        let n = read(fd, buffer.baseAddress! + done, buffer.count - done)
+                        if n <= 0 { return false }
+                        done += n
+                    }
+                    return true
+                }
+                guard filled else { return nil }
+                offset = 0
+                self.pid = pid
+            }
+            defer { offset += 8 }
+            return bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
+        }
+    }
+    private static let pool = Mutex(Pool())
+    #endif
 }
 
 import RouteweilerWire

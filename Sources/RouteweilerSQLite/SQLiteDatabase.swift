@@ -201,10 +201,18 @@ enum WALCheckpointer {
 }
 
 extension DatabasePool {
-    /// One `BEGIN IMMEDIATE` … `COMMIT` write transaction (rolled back if `body` throws), with both statements
-    /// prepared once per connection instead of parsed on every call.
+    /// One `BEGIN IMMEDIATE` … `COMMIT` write transaction (rolled back if `body` throws) on the writer's queue, with
+    /// both statements prepared once per connection instead of parsed on every call.
+    ///
+    /// It runs to the end even if the calling task is cancelled (GRDB's async `write` gives up with a
+    /// `CancellationError` instead): these writes record money moving, or a trace row that must not be lost, and
+    /// are not to be abandoned half-way through a call.
     package func immediateWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await writeWithoutTransaction { db in try db.inImmediateTransaction { try body(db) } }
+        try await withCheckedThrowingContinuation { continuation in
+            asyncWriteWithoutTransaction { db in
+                continuation.resume(with: Result { try db.inImmediateTransaction { try body(db) } })
+            }
+        }
     }
 }
 

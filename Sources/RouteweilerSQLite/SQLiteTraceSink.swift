@@ -95,7 +95,7 @@ public final class SQLiteTraceSink: TraceSink {
     /// - Throws: ``TraceWriteError`` when rows queued since the last flush could not be written (they are lost;
     ///   the error is reported once).
     public func flush() async throws {
-        await waitForQueue()
+        await waitForQueue(now: true)
         let (lost, error) = queue.withLock { q in
             defer { q.lostRows = 0; q.firstError = nil }
             return (q.lostRows, q.firstError)
@@ -103,19 +103,24 @@ public final class SQLiteTraceSink: TraceSink {
         if lost > 0 { throw TraceWriteError(lostRows: lost, path: path, cause: error) }
     }
 
-    private func waitForQueue() async {
-        while let writer = queue.withLock({ $0.writer }) { await writer.value }
+    /// Waits until the background writer has written everything queued and stopped; with `now`, it stops waiting
+    /// for more rows to gather (its task is cancelled, which only ends its sleeps).
+    private func waitForQueue(now: Bool = false) async {
+        while let writer = queue.withLock({ $0.writer }) {
+            if now { writer.cancel() }
+            await writer.value
+        }
     }
 
     /// How long the background writer lets rows gather before it writes them: one transaction for every call that
     /// finished meanwhile instead of one per call (a row costs about a third as much in a batch).
     static let gatherWindow: Duration = .milliseconds(5)
 
-    /// The background writer: waits ``gatherWindow``, takes everything queued, writes it in one transaction, until
-    /// the queue is empty.
+    /// The background writer: waits ``gatherWindow`` (not once cancelled by ``flush()``), takes everything queued,
+    /// writes it in one transaction, until the queue is empty.
     private func drain() async {
         while true {
-            try? await Task.sleep(for: Self.gatherWindow)
+            if !Task.isCancelled { try? await Task.sleep(for: Self.gatherWindow) }
             let batch = queue.withLock { q -> [TraceEvent] in
                 if q.events.isEmpty {
                     q.writer = nil
