@@ -68,12 +68,15 @@ public final class SQLiteCredentialStore: CredentialStore {
         return nil
     }
 
+    /// An origin's usable credentials, newest first.
+    package static let lookupSQL = """
+        SELECT credential_id, request_id, rail, challenge_url, payload_json, expires_at FROM credentials
+        WHERE origin = ? AND state IN ('persisted', 'redeemed') ORDER BY persisted_at DESC, rowid DESC
+        """
+
     private func credentials(origin: String) throws -> [StoredCredential] {
         let select = { (db: Database) throws -> [(id: String, text: CachedText)] in
-            let statement = try RawStatement(db, """
-                SELECT credential_id, request_id, rail, challenge_url, payload_json, expires_at FROM credentials
-                WHERE origin = ? AND state IN ('persisted', 'redeemed') ORDER BY persisted_at DESC, rowid DESC
-                """)
+            let statement = try RawStatement(db, Self.lookupSQL)
             defer { statement.reset() }
             statement.bind(1, origin)
             var rows: [(id: String, text: CachedText)] = []

@@ -152,6 +152,88 @@ import Testing
         #expect(try await store.balance(envelopeID: "env-1").reservedMinorUnits == 3)
     }
 
+    /// The receipt is signed off the write lock from the envelope as last decoded; a row changed since then (here
+    /// its currency, which the receipt carries) must get a receipt signed for the row as it is now.
+    @Test func aReceiptSignedAheadIsUsedOnlyForTheEnvelopeAsItIs() async throws {
+        let path = temporaryDatabasePath("presign")
+        let keys = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString)
+            .appendingPathComponent("keys")
+        let store = try SQLiteBudgetStore(path: path, keystore: EnvelopeKeystore(directory: keys))
+        _ = try await store.createEnvelope(Self.envelope(), now: Self.t0)
+        var receipts: [DrawReceipt] = []
+        for i in 0..<3 {
+            receipts.append(try await store.reserve(envelopeID: "env-1", requestID: "r\(i)", idempotencyKey: "k\(i)",
+                                                    amountMinorUnits: 5, rail: .l402, lease: .seconds(60), now: Self.t0))
+        }
+        // A replay returns the first receipt, whichever way it was signed.
+        let replay = try await store.reserve(envelopeID: "env-1", requestID: "r1", idempotencyKey: "k1",
+                                             amountMinorUnits: 5, rail: .l402, lease: .seconds(60), now: Self.t0)
+        #expect(replay == receipts[1])
+        for receipt in receipts {
+            try await store.verify(receipt)
+            #expect(try await store.receipt(drawID: receipt.receiptId) == receipt)  // as stored, byte for byte
+        }
+
+        // The row changes under the store (by hand: the currency is part of every receipt of the envelope).
+        let pool = try DatabasePool(path: path)
+        try await pool.write { db in try db.execute(sql: "UPDATE envelopes SET cap_currency = 'EUR' WHERE id = 'env-1'") }
+        let after = try await store.reserve(envelopeID: "env-1", requestID: "r3", idempotencyKey: "k3",
+                                            amountMinorUnits: 5, rail: .l402, lease: .seconds(60), now: Self.t0)
+        #expect(after.amountReservedCurrency == .eur)
+        try await store.verify(after)
+        #expect(try await store.receipt(drawID: after.receiptId) == after)
+        // The earlier receipts were signed for USD: re-verifying the stored draws shows the edit.
+        let flagged = try await store.unverifiedDraws(envelopeID: "env-1").map(\.drawID)
+        #expect(Set(flagged) == Set(receipts.map(\.receiptId)))
+    }
+
+    /// A call cancelled after it paid must still record the settlement (and the trace row): the store's writes are
+    /// not given up on cancellation.
+    @Test func writesStartedByACancelledTaskStillLand() async throws {
+        let path = temporaryDatabasePath("cancelled")
+        let keys = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString)
+            .appendingPathComponent("keys")
+        let store = try SQLiteBudgetStore(path: path, keystore: EnvelopeKeystore(directory: keys))
+        _ = try await store.createEnvelope(Self.envelope(), now: Self.t0)
+        let receipt = try await store.reserve(envelopeID: "env-1", requestID: "r", idempotencyKey: "k",
+                                              amountMinorUnits: 9, rail: .l402, lease: .seconds(60), now: Self.t0)
+        let sink = try SQLiteTraceSink(path: path)
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            #expect(Task.isCancelled)
+            try await store.settle(drawID: receipt.receiptId, amountMinorUnits: 8, now: Self.t0)
+            try await sink.record(self.event("cancelled-call"))
+            try await sink.flush()
+        }
+        try await task.value
+        let balance = try await store.balance(envelopeID: "env-1")
+        #expect(balance.settledMinorUnits == 8 && balance.reservedMinorUnits == 0)
+        #expect(try await sink.count() == 1)
+    }
+
+    /// The credential lookup that starts every call reads the origin's newest tokens from an index in that order.
+    @Test func theCredentialLookupNeedsNoSort() async throws {
+        let path = temporaryDatabasePath("lookup-plan")
+        _ = try SQLiteCredentialStore(path: path)
+        let pool = try DatabasePool(path: path)
+        let plan = try await pool.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteCredentialStore.lookupSQL, arguments: ["x"])
+                .map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("credentials_origin_recent") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(plan)")
+    }
+
+    @Test func identifiersStayUniqueAndWellFormedAcrossPoolRefills() {
+        // 2,000 ids draw 32 KB of random bits: several refills of the 4 KiB pool.
+        let ids = (0..<2_000).map { _ in UUIDv7.make() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids {
+            let hex = Array(id.replacingOccurrences(of: "-", with: ""))
+            #expect(id.count == 36 && hex.count == 32 && hex[12] == "7" && "89ab".contains(hex[16]), "\(id)")
+        }
+    }
+
     private func event(_ id: String, status: Int = 200) -> TraceEvent {
         TraceEvent(requestId: id, agentId: "agent", envelopeId: nil, policyHash: RouteweilerClient.defaultPolicyHash,
                    method: "GET", url: "http://127.0.0.1:1/free", challenge: nil, selectedRail: nil, fallbackFrom: nil,
