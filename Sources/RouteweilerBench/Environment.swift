@@ -270,6 +270,7 @@ final class ServeChild: @unchecked Sendable {
 struct TimedWallet: EVMWallet {
     let inner: EVMSigner
     var address: EVMAddress { inner.address }
+    var signaturesRecoverToAddress: Bool { inner.signaturesRecoverToAddress }
     func signDigest(_ digest32: [UInt8]) async throws -> [UInt8] {
         let probe = CallProbe.current
         probe?.payStart = nowNanos()

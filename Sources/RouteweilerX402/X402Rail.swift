@@ -343,7 +343,9 @@ public struct X402Rail: Rail {
         guard signature.count == 65, signature[64] == 27 || signature[64] == 28 else {
             throw SigningError("x402 signing failed: the wallet returned \(signature.count) bytes, not r‖s‖v with v 27/28")
         }
-        guard (try? EVMAddress.recover(digest32: digest, signature65: signature)) == from else {
+        guard source.wallet.signaturesRecoverToAddress
+            || (try? EVMAddress.recover(digest32: digest, signature65: signature)) == from
+        else {
             throw SigningError("x402 signing failed: the signature does not recover to the wallet address \(from)")
         }
         let payload = X402JSON.ordered([

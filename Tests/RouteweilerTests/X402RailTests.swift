@@ -323,6 +323,30 @@ enum X402Fixture {
         }
     }
 
+    /// Claims one address and signs with another key: a wallet the rail cannot vouch for is checked.
+    struct ImpostorWallet: EVMWallet {
+        var address: EVMAddress { F.signer.address }
+        func signDigest(_ digest32: [UInt8]) async throws -> [UInt8] {
+            try EVMSigner(hexKey: String(repeating: "11", count: 32)).signDigest(digest32)
+        }
+    }
+
+    @Test func aSignatureThatDoesNotRecoverToTheWalletIsRefusedBeforeSending() async throws {
+        let offer = try single(F.offers(header: F.v2Header([F.accept()])))
+        let context = PaymentContext(requestID: "r", logger: Logger(label: "test"), now: Date())
+        #expect(!ImpostorWallet().signaturesRecoverToAddress && F.signer.signaturesRecoverToAddress)
+        do {
+            _ = try await X402Rail().pay(offer, with: Funding.baseSepoliaUSDC(wallet: ImpostorWallet()), context: context)
+            Issue.record("expected SigningError")
+        } catch let error as SigningError {
+            #expect(error.message.contains("does not recover"), "\(error.message)")
+            #expect(!error.mayHaveMovedFunds)
+        }
+        // The built-in signer's proof carries a signature that recovers to its address.
+        let proof = try await X402Rail().pay(offer, with: Funding.baseSepoliaUSDC(wallet: F.signer), context: context)
+        #expect(!proof.headerValue.value.isEmpty)
+    }
+
     @Test func customTokenSourceTeachesTheRailItsAsset() throws {
         let token = try EVMAddress(hex: "0x60a3e35cc302bfa44cb288bc5a4f316fdb1adb42")
         let source = EVMFundingSource(wallet: F.signer, chainId: 8453, asset: token, domainName: "EURC",
