@@ -637,8 +637,8 @@ private final class KeyCreationFlag: Sendable {
     var isSet: Bool { flag.withLock { $0 } }
 }
 
-/// The budget tables' timestamp text: fixed-width ISO 8601 with `+00:00` and always six fraction digits, so string
-/// order is time order.
+/// The timestamp text of the budget tables and the payment journal: fixed-width ISO 8601 with `+00:00` and always
+/// six fraction digits, so string order is time order.
 enum BudgetTime {
     static func text(_ date: Date) -> String { Timestamp.isoFixedWidth(date) }
 

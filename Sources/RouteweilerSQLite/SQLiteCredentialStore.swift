@@ -178,7 +178,7 @@ public final class SQLitePaymentJournal: PaymentJournal {
             """)
         for (index, value) in [intent.id, intent.requestID, intent.rail.rawValue, intent.origin, intent.envelopeID,
                                intent.drawID, intent.paymentHash, intent.invoice, intent.credentialScope,
-                               text(intent.createdAt), details].enumerated() {
+                               BudgetTime.text(intent.createdAt), details].enumerated() {
             insert.bind(Int32(index + 1), value)
         }
         try insert.run()
@@ -188,7 +188,7 @@ public final class SQLitePaymentJournal: PaymentJournal {
     static func resolve(id: String, state: PaymentIntent.State, proof: String?, now: Date, _ db: Database) throws {
         try db.cachedStatement(
             sql: "UPDATE payment_intents SET state = ?, proof = COALESCE(?, proof), resolved_at = ? WHERE id = ?"
-        ).execute(arguments: [state.rawValue, proof, text(now), id])
+        ).execute(arguments: [state.rawValue, proof, BudgetTime.text(now), id])
     }
 
     public func pending() async throws -> [PaymentIntent] {
@@ -217,9 +217,6 @@ public final class SQLitePaymentJournal: PaymentJournal {
             }
         }
     }
-
-    /// Fixed-width ISO text (always six fraction digits) so string comparison orders it.
-    static func text(_ date: Date) -> String { Timestamp.isoFixedWidth(date) }
 }
 
 extension RouteweilerClient.Configuration {
