@@ -152,14 +152,20 @@ import Testing
         #expect(try await store.balance(envelopeID: "env-1").reservedMinorUnits == 3)
     }
 
-    /// The receipt is signed off the write lock from the envelope as last decoded; a row changed since then (here
-    /// its currency, which the receipt carries) must get a receipt signed for the row as it is now.
-    @Test func aReceiptSignedAheadIsUsedOnlyForTheEnvelopeAsItIs() async throws {
-        let path = temporaryDatabasePath("presign")
+    /// A budget store on a fresh file (its keys beside it) with ``envelope(_:cap:)`` created.
+    private static func storeWithEnvelope(_ name: String) async throws -> (path: String, store: SQLiteBudgetStore) {
+        let path = temporaryDatabasePath(name)
         let keys = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString)
             .appendingPathComponent("keys")
         let store = try SQLiteBudgetStore(path: path, keystore: EnvelopeKeystore(directory: keys))
-        _ = try await store.createEnvelope(Self.envelope(), now: Self.t0)
+        _ = try await store.createEnvelope(envelope(), now: t0)
+        return (path, store)
+    }
+
+    /// The receipt is signed off the write lock from the envelope as last decoded; a row changed since then (here
+    /// its currency, which the receipt carries) must get a receipt signed for the row as it is now.
+    @Test func aReceiptSignedAheadIsUsedOnlyForTheEnvelopeAsItIs() async throws {
+        let (path, store) = try await Self.storeWithEnvelope("presign")
         var receipts: [DrawReceipt] = []
         for i in 0..<3 {
             receipts.append(try await store.reserve(envelopeID: "env-1", requestID: "r\(i)", idempotencyKey: "k\(i)",
@@ -190,11 +196,7 @@ import Testing
     /// A call cancelled after it paid must still record the settlement (and the trace row): the store's writes are
     /// not given up on cancellation.
     @Test func writesStartedByACancelledTaskStillLand() async throws {
-        let path = temporaryDatabasePath("cancelled")
-        let keys = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString)
-            .appendingPathComponent("keys")
-        let store = try SQLiteBudgetStore(path: path, keystore: EnvelopeKeystore(directory: keys))
-        _ = try await store.createEnvelope(Self.envelope(), now: Self.t0)
+        let (path, store) = try await Self.storeWithEnvelope("cancelled")
         let receipt = try await store.reserve(envelopeID: "env-1", requestID: "r", idempotencyKey: "k",
                                               amountMinorUnits: 9, rail: .l402, lease: .seconds(60), now: Self.t0)
         let sink = try SQLiteTraceSink(path: path)
