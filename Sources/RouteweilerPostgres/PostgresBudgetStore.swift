@@ -103,7 +103,7 @@ public final class PostgresBudgetStore: BudgetStore {
             guard let row = try await PostgresStoreDatabase.rows(c, "SELECT * FROM envelopes WHERE id = \(envelopeID)").first
             else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
             let envelope = try Self.envelope(from: row)
-            let (reserved, settled) = try await Self.sums(c, envelopeID: envelopeID)
+            let (reserved, settled) = try Self.totals(row)
             return EnvelopeBalance(envelopeID: envelopeID, currency: envelope.capCurrency,
                                    capMinorUnits: envelope.capMinorUnits, reservedMinorUnits: reserved,
                                    settledMinorUnits: settled)
@@ -114,65 +114,125 @@ public final class PostgresBudgetStore: BudgetStore {
 
     public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
                         rail: RailID, lease: Duration, now: Date) async throws -> DrawReceipt {
+        let leaseSeconds = try Self.checkedLease(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                 idempotencyKey: idempotencyKey)
+        return try await database.transaction { c in
+            try await self.reserve(c, envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                                   amountMinorUnits: amountMinorUnits, rail: rail, leaseSeconds: leaseSeconds, now: now)
+        }
+    }
+
+    /// Reserves and journals the intent in one transaction when `journal` is a ``PostgresPaymentJournal`` on this
+    /// store's database; otherwise reserves, then begins the intent.
+    public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
+                        rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
+                        in journal: any PaymentJournal) async throws -> DrawReceipt {
+        guard let pgJournal = journal as? PostgresPaymentJournal, pgJournal.database === database else {
+            return try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID,
+                                              idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
+                                              rail: rail, lease: lease, now: now, recording: intent, in: journal)
+        }
+        let leaseSeconds = try Self.checkedLease(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                 idempotencyKey: idempotencyKey)
+        return try await database.transaction { c in
+            let receipt = try await self.reserve(c, envelopeID: envelopeID, requestID: requestID,
+                                                 idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
+                                                 rail: rail, leaseSeconds: leaseSeconds, now: now)
+            var intent = intent
+            intent.drawID = receipt.receiptId
+            do {
+                try await PostgresPaymentJournal.insert(intent, c)
+            } catch {
+                throw JournalWriteError(cause: error)  // rolls the reservation back with it
+            }
+            return receipt
+        }
+    }
+
+    /// Settles and resolves the intent in one transaction when `journal` is a ``PostgresPaymentJournal`` on this
+    /// store's database.
+    public func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
+                       in journal: any PaymentJournal) async throws {
+        guard let pgJournal = journal as? PostgresPaymentJournal, pgJournal.database === database else {
+            return try await settleThenResolve(drawID: drawID, amountMinorUnits: amountMinorUnits, now: now,
+                                               resolving: intentID, proof: proof, in: journal)
+        }
+        guard amountMinorUnits >= 0 else {
+            throw ConfigurationError("a settled amount cannot be negative, got \(amountMinorUnits) minor units")
+        }
+        try await database.transaction { c in
+            try await Self.settle(c, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: PGTime.text(now))
+            try await PostgresPaymentJournal.resolve(id: intentID, state: .succeeded, proof: proof, now: now, c)
+        }
+    }
+
+    /// Checks a reservation's arguments; returns the lease in seconds.
+    private static func checkedLease(amountMinorUnits: Int64, lease: Duration, idempotencyKey: String) throws -> Double {
         guard amountMinorUnits > 0 else {
             throw ConfigurationError("a reservation must be positive, got \(amountMinorUnits) minor units")
         }
         let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
         guard leaseSeconds > 0 else { throw ConfigurationError("a reservation lease must be positive, got \(lease)") }
         guard !idempotencyKey.isEmpty else { throw ConfigurationError("a reservation needs an idempotency key") }
-        return try await database.transaction { c in
-            // The row lock serialises every reservation on this envelope, across processes and machines.
-            guard let row = try await PostgresStoreDatabase.rows(
-                c, "SELECT * FROM envelopes WHERE id = \(envelopeID) FOR UPDATE").first
-            else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
-            let envelope = try Self.envelope(from: row)
-            guard envelope.status == .active else {
-                throw EnvelopeFrozenError(envelopeID: envelopeID, status: envelope.status)
-            }
-            guard now < envelope.expiresAt else { throw EnvelopeExpiredError(envelopeID: envelopeID) }
+        return leaseSeconds
+    }
 
-            // Idempotent replay: whatever the row's state, return its receipt (a released key stays burned).
-            if let existing = try await PostgresStoreDatabase.rows(
-                c, "SELECT * FROM draws WHERE envelope_id = \(envelopeID) AND idempotency_key = \(idempotencyKey)").first
-            {
-                let draw = try Self.draw(from: existing)
-                var receipt = Self.receipt(for: draw, envelope: envelope)
-                if let signature = try existing["signature"].decode(String?.self), !signature.isEmpty {
-                    receipt.signature = signature
-                } else {
-                    receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
-                    try await PostgresStoreDatabase.execute(
-                        c, "UPDATE draws SET signature = \(receipt.signature) WHERE id = \(draw.id)")
-                }
-                return receipt
-            }
+    /// The reservation itself, inside the caller's transaction (SPEC §10.3).
+    private func reserve(_ c: PostgresConnection, envelopeID: String, requestID: String, idempotencyKey: String,
+                         amountMinorUnits: Int64, rail: RailID, leaseSeconds: Double, now: Date) async throws
+        -> DrawReceipt
+    {
+        // The row lock serialises every reservation on this envelope, across processes and machines.
+        guard let row = try await PostgresStoreDatabase.rows(
+            c, "SELECT * FROM envelopes WHERE id = \(envelopeID) FOR UPDATE").first
+        else { throw EnvelopeNotFoundError(envelopeID: envelopeID) }
+        let envelope = try Self.envelope(from: row)
+        guard envelope.status == .active else {
+            throw EnvelopeFrozenError(envelopeID: envelopeID, status: envelope.status)
+        }
+        guard now < envelope.expiresAt else { throw EnvelopeExpiredError(envelopeID: envelopeID) }
 
-            guard envelope.allowedRails.contains(rail) else {
-                throw RailNotAllowedError(envelopeID: envelopeID, rail: rail)
-            }
-            let (reserved, settled) = try await Self.sums(c, envelopeID: envelopeID)
-            let available = envelope.capMinorUnits - reserved - settled
-            guard amountMinorUnits <= available else {
-                throw BudgetExceededError(envelopeID: envelopeID, requestedMinorUnits: amountMinorUnits,
-                                          availableMinorUnits: max(0, available))
-            }
-            let issued = PGTime.text(now)
-            let expires = PGTime.text(now.addingTimeInterval(leaseSeconds))
-            let draw = DrawRecord(
-                id: UUIDv7.make(now: now), envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                amountReservedMinorUnits: amountMinorUnits, amountSettledMinorUnits: nil, railQuoted: rail,
-                state: .reserved, issuedAt: try PGTime.date(issued), expiresAt: try PGTime.date(expires), settledAt: nil)
+        // Idempotent replay: whatever the row's state, return its receipt (a released key stays burned).
+        if let existing = try await PostgresStoreDatabase.rows(
+            c, "SELECT * FROM draws WHERE envelope_id = \(envelopeID) AND idempotency_key = \(idempotencyKey)").first
+        {
+            let draw = try Self.draw(from: existing)
             var receipt = Self.receipt(for: draw, envelope: envelope)
-            receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
-            try receipt.verifySignature(publicKeyBase64: envelope.counterPublicKey)
-            try await PostgresStoreDatabase.execute(c, """
-                INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
-                  amount_settled_minor_units, rail_quoted, state, issued_at, expires_at, settled_at, signature)
-                VALUES (\(draw.id), \(envelopeID), \(requestID), \(idempotencyKey), \(amountMinorUnits), NULL,
-                  \(rail.rawValue), \(DrawState.reserved.rawValue), \(issued), \(expires), NULL, \(receipt.signature))
-                """)
+            if let signature = try existing["signature"].decode(String?.self), !signature.isEmpty {
+                receipt.signature = signature
+            } else {
+                receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
+                try await PostgresStoreDatabase.execute(
+                    c, "UPDATE draws SET signature = \(receipt.signature) WHERE id = \(draw.id)")
+            }
             return receipt
         }
+
+        guard envelope.allowedRails.contains(rail) else {
+            throw RailNotAllowedError(envelopeID: envelopeID, rail: rail)
+        }
+        let (reserved, settled) = try Self.totals(row)  // kept by the draws trigger (migration 2)
+        let available = envelope.capMinorUnits - reserved - settled
+        guard amountMinorUnits <= available else {
+            throw BudgetExceededError(envelopeID: envelopeID, requestedMinorUnits: amountMinorUnits,
+                                      availableMinorUnits: max(0, available))
+        }
+        let issued = PGTime.text(now)
+        let expires = PGTime.text(now.addingTimeInterval(leaseSeconds))
+        let draw = DrawRecord(
+            id: UUIDv7.make(now: now), envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+            amountReservedMinorUnits: amountMinorUnits, amountSettledMinorUnits: nil, railQuoted: rail,
+            state: .reserved, issuedAt: try PGTime.date(issued), expiresAt: try PGTime.date(expires), settledAt: nil)
+        var receipt = Self.receipt(for: draw, envelope: envelope)
+        receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
+        try receipt.verifySignature(publicKeyBase64: envelope.counterPublicKey)
+        try await PostgresStoreDatabase.execute(c, """
+            INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
+              amount_settled_minor_units, rail_quoted, state, issued_at, expires_at, settled_at, signature)
+            VALUES (\(draw.id), \(envelopeID), \(requestID), \(idempotencyKey), \(amountMinorUnits), NULL,
+              \(rail.rawValue), \(DrawState.reserved.rawValue), \(issued), \(expires), NULL, \(receipt.signature))
+            """)
+        return receipt
     }
 
     /// Settles a draw at the amount actually paid; revives a draw the sweeper released (the money moved, SPEC
@@ -183,21 +243,29 @@ public final class PostgresBudgetStore: BudgetStore {
             throw ConfigurationError("a settled amount cannot be negative, got \(amountMinorUnits) minor units")
         }
         let settledAt = PGTime.text(now)
-        try await database.run { c in
-            let changed = try await PostgresStoreDatabase.execute(c, """
-                UPDATE draws SET state = 'settled', amount_settled_minor_units = \(amountMinorUnits), settled_at = \(settledAt)
-                WHERE id = \(drawID) AND state <> 'settled' RETURNING id
-                """)
-            if changed == 0, try await PostgresStoreDatabase.rows(c, "SELECT 1 FROM draws WHERE id = \(drawID)").isEmpty {
-                throw DrawNotFoundError(drawID: drawID)
-            }
+        try await database.transaction { c in
+            try await Self.settle(c, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: settledAt)
+        }
+    }
+
+    private static func settle(_ c: PostgresConnection, drawID: String, amountMinorUnits: Int64, settledAt: String)
+        async throws
+    {
+        try await lockEnvelope(ofDraw: drawID, c)
+        let changed = try await PostgresStoreDatabase.execute(c, """
+            UPDATE draws SET state = 'settled', amount_settled_minor_units = \(amountMinorUnits), settled_at = \(settledAt)
+            WHERE id = \(drawID) AND state <> 'settled' RETURNING id
+            """)
+        if changed == 0, try await PostgresStoreDatabase.rows(c, "SELECT 1 FROM draws WHERE id = \(drawID)").isEmpty {
+            throw DrawNotFoundError(drawID: drawID)
         }
     }
 
     /// Releases a `reserved` draw. No-op for a settled or already released draw.
     /// - Throws: ``DrawNotFoundError`` for an unknown id.
     public func release(drawID: String, now: Date) async throws {
-        try await database.run { c in
+        try await database.transaction { c in
+            try await Self.lockEnvelope(ofDraw: drawID, c)
             let changed = try await PostgresStoreDatabase.execute(
                 c, "UPDATE draws SET state = 'rolled_back' WHERE id = \(drawID) AND state = 'reserved' RETURNING id")
             if changed == 0, try await PostgresStoreDatabase.rows(c, "SELECT 1 FROM draws WHERE id = \(drawID)").isEmpty {
@@ -210,13 +278,24 @@ public final class PostgresBudgetStore: BudgetStore {
     /// intent.
     public func sweepExpired(now: Date) async throws -> Int {
         let cutoff = PGTime.text(now)
-        return try await database.run { c in
-            try await PostgresStoreDatabase.execute(c, """
-                UPDATE draws SET state = 'rolled_back'
-                WHERE state = 'reserved' AND expires_at < \(cutoff)
-                  AND id NOT IN (SELECT draw_id FROM payment_intents WHERE state = 'pending' AND draw_id IS NOT NULL)
-                RETURNING id
+        return try await database.transaction { c in
+            // The envelopes first, in id order (as reservations and settlements take them), then their draws.
+            let envelopes = try await PostgresStoreDatabase.rows(c, """
+                SELECT id FROM envelopes WHERE id IN (
+                  SELECT envelope_id FROM draws WHERE state = 'reserved' AND expires_at < \(cutoff))
+                ORDER BY id FOR UPDATE
                 """)
+            var swept = 0
+            for envelope in envelopes {
+                let id = try envelope["id"].decode(String.self)
+                swept += try await PostgresStoreDatabase.execute(c, """
+                    UPDATE draws SET state = 'rolled_back'
+                    WHERE envelope_id = \(id) AND state = 'reserved' AND expires_at < \(cutoff)
+                      AND id NOT IN (SELECT draw_id FROM payment_intents WHERE state = 'pending' AND draw_id IS NOT NULL)
+                    RETURNING id
+                    """)
+            }
+            return swept
         }
     }
 
@@ -312,15 +391,16 @@ public final class PostgresBudgetStore: BudgetStore {
                     counterPublicKey: envelope.counterPublicKey, signature: "")
     }
 
-    private static func sums(_ c: PostgresConnection, envelopeID: String) async throws -> (reserved: Int64, settled: Int64) {
-        let row = try await PostgresStoreDatabase.rows(c, """
-            SELECT
-              COALESCE(SUM(CASE WHEN state = 'reserved' THEN amount_reserved_minor_units END), 0)::BIGINT AS reserved,
-              COALESCE(SUM(CASE WHEN state = 'settled' THEN amount_settled_minor_units END), 0)::BIGINT AS settled
-            FROM draws WHERE envelope_id = \(envelopeID)
-            """).first
-        guard let row else { return (0, 0) }
-        return (try row["reserved"].decode(Int64.self), try row["settled"].decode(Int64.self))
+    /// The envelope row's running totals (kept by the `draws_totals` trigger): O(1) however many draws it has.
+    private static func totals(_ envelopeRow: PostgresRandomAccessRow) throws -> (reserved: Int64, settled: Int64) {
+        (try envelopeRow["reserved_minor_units"].decode(Int64.self), try envelopeRow["settled_minor_units"].decode(Int64.self))
+    }
+
+    /// Locks the envelope row of `drawID` (if the draw exists), so that the trigger's update of it cannot meet a
+    /// reservation or a sweep holding it in the other order.
+    private static func lockEnvelope(ofDraw drawID: String, _ c: PostgresConnection) async throws {
+        _ = try await PostgresStoreDatabase.rows(
+            c, "SELECT 1 FROM envelopes WHERE id = (SELECT envelope_id FROM draws WHERE id = \(drawID)) FOR UPDATE")
     }
 
     static func envelope(from row: PostgresRandomAccessRow) throws -> EnvelopeRecord {

@@ -183,6 +183,51 @@ public final class PostgresStoreDatabase: Sendable {
             "CREATE INDEX IF NOT EXISTS payment_intents_state ON payment_intents(state)",
             "CREATE INDEX IF NOT EXISTS payment_intents_draw ON payment_intents(draw_id)",
         ]),
+        // Running totals per envelope, kept by a trigger on `draws` (every writer keeps them, whatever its code):
+        // the cap check reads two columns of the envelope row it locks instead of summing the envelope's draws,
+        // which grew with its history. Writers that change draws lock the envelope row first (as a reservation
+        // does), so the trigger's update of it never waits in the other order.
+        (2, "v2-envelope-totals", [
+            "ALTER TABLE envelopes ADD COLUMN IF NOT EXISTS reserved_minor_units BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE envelopes ADD COLUMN IF NOT EXISTS settled_minor_units BIGINT NOT NULL DEFAULT 0",
+            """
+            UPDATE envelopes SET
+              reserved_minor_units = COALESCE((SELECT SUM(amount_reserved_minor_units) FROM draws
+                WHERE draws.envelope_id = envelopes.id AND state = 'reserved'), 0),
+              settled_minor_units = COALESCE((SELECT SUM(amount_settled_minor_units) FROM draws
+                WHERE draws.envelope_id = envelopes.id AND state = 'settled'), 0)
+            """,
+            """
+            CREATE OR REPLACE FUNCTION routeweiler_draw_totals() RETURNS trigger LANGUAGE plpgsql
+            SET search_path FROM CURRENT AS $$
+            BEGIN
+              IF TG_OP <> 'INSERT' THEN
+                UPDATE envelopes SET
+                  reserved_minor_units = reserved_minor_units
+                    - CASE WHEN OLD.state = 'reserved' THEN OLD.amount_reserved_minor_units ELSE 0 END,
+                  settled_minor_units = settled_minor_units
+                    - CASE WHEN OLD.state = 'settled' THEN COALESCE(OLD.amount_settled_minor_units, 0) ELSE 0 END
+                WHERE id = OLD.envelope_id;
+              END IF;
+              IF TG_OP <> 'DELETE' THEN
+                UPDATE envelopes SET
+                  reserved_minor_units = reserved_minor_units
+                    + CASE WHEN NEW.state = 'reserved' THEN NEW.amount_reserved_minor_units ELSE 0 END,
+                  settled_minor_units = settled_minor_units
+                    + CASE WHEN NEW.state = 'settled' THEN COALESCE(NEW.amount_settled_minor_units, 0) ELSE 0 END
+                WHERE id = NEW.envelope_id;
+              END IF;
+              RETURN NULL;
+            END
+            $$
+            """,
+            "DROP TRIGGER IF EXISTS draws_totals ON draws",
+            """
+            CREATE TRIGGER draws_totals
+            AFTER INSERT OR DELETE OR UPDATE OF state, amount_reserved_minor_units, amount_settled_minor_units, envelope_id
+            ON draws FOR EACH ROW EXECUTE FUNCTION routeweiler_draw_totals()
+            """,
+        ]),
     ]
 
     private init(url: PostgresURL, lockTimeout: TimeInterval, client: PostgresClient) {

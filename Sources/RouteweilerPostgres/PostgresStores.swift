@@ -159,6 +159,11 @@ public final class PostgresPaymentJournal: PaymentJournal {
     }
 
     public func begin(_ intent: PaymentIntent) async throws {
+        try await database.run { c in try await Self.insert(intent, c) }
+    }
+
+    /// Inserts a pending intent on `c` (inside the caller's transaction, if any).
+    static func insert(_ intent: PaymentIntent, _ c: PostgresConnection) async throws {
         let details = Details(url: intent.url, settleMinorUnits: intent.settleMinorUnits,
                               credentialPrefix: intent.credentialPrefix?.value,
                               credentialExpiresAt: intent.credentialExpiresAt.map(Timestamp.iso))
@@ -166,25 +171,28 @@ public final class PostgresPaymentJournal: PaymentJournal {
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try encoder.encode(details), as: UTF8.self)
         let created = PGTime.text(intent.createdAt)
-        try await database.run { c in
-            try await PostgresStoreDatabase.execute(c, """
-                INSERT INTO payment_intents(id, request_id, rail, origin, envelope_id, draw_id, payment_hash, invoice,
-                  credential_scope, state, proof, created_at, resolved_at, details_json)
-                VALUES (\(intent.id), \(intent.requestID), \(intent.rail.rawValue), \(intent.origin), \(intent.envelopeID),
-                  \(intent.drawID), \(intent.paymentHash), \(intent.invoice), \(intent.credentialScope), 'pending', NULL,
-                  \(created), NULL, \(json))
-                """)
-        }
+        try await PostgresStoreDatabase.execute(c, """
+            INSERT INTO payment_intents(id, request_id, rail, origin, envelope_id, draw_id, payment_hash, invoice,
+              credential_scope, state, proof, created_at, resolved_at, details_json)
+            VALUES (\(intent.id), \(intent.requestID), \(intent.rail.rawValue), \(intent.origin), \(intent.envelopeID),
+              \(intent.drawID), \(intent.paymentHash), \(intent.invoice), \(intent.credentialScope), 'pending', NULL,
+              \(created), NULL, \(json))
+            """)
     }
 
     public func resolve(id: String, state: PaymentIntent.State, proof: String?, now: Date) async throws {
+        try await database.run { c in try await Self.resolve(id: id, state: state, proof: proof, now: now, c) }
+    }
+
+    /// Resolves an intent on `c` (inside the caller's transaction, if any).
+    static func resolve(id: String, state: PaymentIntent.State, proof: String?, now: Date, _ c: PostgresConnection)
+        async throws
+    {
         let resolved = PGTime.text(now)
-        try await database.run { c in
-            try await PostgresStoreDatabase.execute(c, """
-                UPDATE payment_intents SET state = \(state.rawValue), proof = COALESCE(\(proof), proof),
-                  resolved_at = \(resolved) WHERE id = \(id) RETURNING 1
-                """)
-        }
+        try await PostgresStoreDatabase.execute(c, """
+            UPDATE payment_intents SET state = \(state.rawValue), proof = COALESCE(\(proof), proof),
+              resolved_at = \(resolved) WHERE id = \(id) RETURNING 1
+            """)
     }
 
     public func pending() async throws -> [PaymentIntent] {

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Routeweiler
 import RouteweilerTesting
+import RouteweilerPostgres
 import RouteweilerSQLite
 import Testing
 
@@ -89,12 +90,10 @@ import Testing
         #expect(balance.reservedMinorUnits == 10 && balance.settledMinorUnits == 17 && balance.remainingMinorUnits == 73)
     }
 
-    @Test func theReservationAndTheIntentCommitTogether() async throws {
-        let path = temporaryDatabasePath("atomic")
-        let keys = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString)
-            .appendingPathComponent("keys")
+    @Test(arguments: Backend.available) func theReservationAndTheIntentCommitTogether(_ backend: Backend) async throws {
+        let backing = try await StoreUnderTest(backend, name: "atomic")
         var config = RouteweilerClient.Configuration(funding: [])
-        try config.useSQLite(path: path, keystore: EnvelopeKeystore(directory: keys))
+        try backing.configure(&config)
         let store = try #require(config.budgetStore)
         let journal = try #require(config.paymentJournal)
         _ = try await store.createEnvelope(Self.envelope(cap: 50), now: Self.t0)
@@ -134,7 +133,9 @@ import Testing
         #expect(try await journal.pending().isEmpty)
         let balance = try await store.balance(envelopeID: "env-1")
         #expect(balance.settledMinorUnits == 7 && balance.reservedMinorUnits == 0)
-        let all = try await (journal as? SQLitePaymentJournal)?.all() ?? []
+        let all: [(id: String, state: String, proof: String?)]
+        if let sqlite = journal as? SQLitePaymentJournal { all = try await sqlite.all() }
+        else { all = try await (journal as? PostgresPaymentJournal)?.all() ?? [] }
         #expect(all.map(\.state) == ["succeeded"] && all.first?.proof == "cafe")
 
         // A journal on another file gets the two-step fallback, with the same outcome.
@@ -181,8 +182,7 @@ import Testing
         }
 
         // The row changes under the store (by hand: the currency is part of every receipt of the envelope).
-        let pool = try DatabasePool(path: path)
-        try await pool.write { db in try db.execute(sql: "UPDATE envelopes SET cap_currency = 'EUR' WHERE id = 'env-1'") }
+        try await otherConnection(path).write { db in try db.execute(sql: "UPDATE envelopes SET cap_currency = 'EUR' WHERE id = 'env-1'") }
         let after = try await store.reserve(envelopeID: "env-1", requestID: "r3", idempotencyKey: "k3",
                                             amountMinorUnits: 5, rail: .l402, lease: .seconds(60), now: Self.t0)
         #expect(after.amountReservedCurrency == .eur)
@@ -217,8 +217,7 @@ import Testing
     @Test func theCredentialLookupNeedsNoSort() async throws {
         let path = temporaryDatabasePath("lookup-plan")
         _ = try SQLiteCredentialStore(path: path)
-        let pool = try DatabasePool(path: path)
-        let plan = try await pool.read { db in
+        let plan = try await otherConnection(path).read { db in
             try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteCredentialStore.lookupSQL, arguments: ["x"])
                 .map { $0["detail"] as String }
         }
@@ -261,7 +260,7 @@ import Testing
         #expect(try await sink.count() == 500)  // reads wait for the queue
         try await sink.flush()
         // Another connection sees every row once flushed.
-        let other = try DatabaseQueue(path: path)
+        let other = try otherConnection(path)
         let stored = try await other.read { try String.fetchSet($0, sql: "SELECT request_id FROM trace_events") }
         #expect(stored == Set(ids))
     }
@@ -270,14 +269,14 @@ import Testing
         let path = temporaryDatabasePath("immediate")
         let sink = try SQLiteTraceSink(path: path, writeMode: .immediate)
         try await sink.record(event("one"))
-        let other = try DatabaseQueue(path: path)
+        let other = try otherConnection(path)
         #expect(try await other.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM trace_events") } == 1)
     }
 
     @Test func rowsThatCannotBeWrittenAreReportedByFlush() async throws {
         let path = temporaryDatabasePath("lost")
         let sink = try SQLiteTraceSink(path: path)
-        let other = try DatabaseQueue(path: path)
+        let other = try otherConnection(path)
         try await other.write { try $0.execute(sql: "DROP TABLE trace_events") }
         try await sink.record(event("a"))
         try await sink.record(event("b"))
@@ -299,7 +298,7 @@ import Testing
                 for _ in 0..<20 { _ = try await rw.get(paywall.url("/free")) }
             }
         }
-        let other = try DatabaseQueue(path: path)
+        let other = try otherConnection(path)
         #expect(try await other.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM trace_events") } == 20)
     }
 }

@@ -11,6 +11,14 @@ func temporaryDatabasePath(_ name: String = "trace") -> String {
     return dir.appendingPathComponent("\(name).db").path
 }
 
+/// A second connection to a test database, the way any other user of the shared file opens it: waiting out a lock
+/// (a store's background WAL checkpointer may be mid-checkpoint) instead of failing at once.
+func otherConnection(_ path: String) throws -> DatabaseQueue {
+    var config = Configuration()
+    config.busyMode = .timeout(10)
+    return try DatabaseQueue(path: path, configuration: config)
+}
+
 @Suite struct SQLiteTraceSinkTests {
     func event(id: String = UUIDv7.make(), url: String = "http://h/p?token=secret", paid: Bool = true) -> TraceEvent {
         let challenge = NormalizedChallenge(
@@ -40,7 +48,7 @@ func temporaryDatabasePath(_ name: String = "trace") -> String {
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
 
-        let db = try DatabaseQueue(path: path)
+        let db = try otherConnection(path)
         let row = try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM trace_events") }
         let r = try #require(row)
         #expect(r["selected_rail"] as String? == "l402")
