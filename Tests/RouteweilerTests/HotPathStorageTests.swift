@@ -64,6 +64,42 @@ import Testing
         }
     }
 
+    /// Settlements, releases, sweeps and reservations racing on one envelope: every writer takes the envelope row
+    /// before the draws (PostgreSQL would otherwise abort one side of a deadlock), and the totals still add up.
+    @Test(arguments: Backend.available) func racingWritersNeitherDeadlockNorMiscount(_ backend: Backend) async throws {
+        let backing = try await StoreUnderTest(backend, name: "race")
+        let store = try backing.budgetStore()
+        _ = try await store.createEnvelope(Self.envelope(cap: 1_000_000), now: Self.t0)
+        var ids: [String] = []
+        for i in 0..<60 {
+            ids.append(try await store.reserve(envelopeID: "env-1", requestID: "r\(i)", idempotencyKey: "k\(i)",
+                                               amountMinorUnits: 10, rail: .l402, lease: .seconds(1), now: Self.t0)
+                .receiptId)
+        }
+        let later = Self.t0.addingTimeInterval(5)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, id) in ids.enumerated() {
+                group.addTask {
+                    if i % 2 == 0 {
+                        try await store.settle(drawID: id, amountMinorUnits: 7, now: later)
+                    } else if i % 3 == 0 {
+                        try await store.release(drawID: id, now: later)
+                    } else {
+                        _ = try await store.reserve(envelopeID: "env-1", requestID: "n\(i)", idempotencyKey: "n\(i)",
+                                                    amountMinorUnits: 3, rail: .l402, lease: .seconds(600), now: later)
+                    }
+                }
+                if i % 10 == 0 { group.addTask { _ = try await store.sweepExpired(now: later) } }
+            }
+            try await group.waitForAll()
+        }
+        let balance = try await store.balance(envelopeID: "env-1")
+        let sums = Self.handSums(try await store.draws(envelopeID: "env-1"))
+        #expect(balance.reservedMinorUnits == sums.reserved && balance.settledMinorUnits == sums.settled,
+                "totals \(balance.reservedMinorUnits)/\(balance.settledMinorUnits), draws \(sums)")
+        #expect(sums.settled == 30 * 7)
+    }
+
     @Test func theMigrationBackfillsTotalsForDrawsWrittenBeforeIt() async throws {
         let path = temporaryDatabasePath("backfill")
         let keys = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString)
