@@ -382,7 +382,12 @@ enum X402Fixture {
         #expect(value["a"] == .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null]))
         #expect(value["b"] == .string("q\"\\\né"))
         #expect(try X402JSON.parse(Array(value.compactText.utf8)) == value)
-        for bad in ["{", "{\"a\":1,}", "[01]", "{\"a\":1}x", "{\"a\":1,\"a\":2}"] {
+        // Written compactly: keys sorted, the escapes JSON needs and no others (non-ASCII and "/" as they are).
+        let written = X402JSON.object(["b": .string("q\"\\\n\r\t\u{01}\u{1F}é/☃"), "a": .number("1"),
+                                       "c": .ordered([.init("z", .null), .init("y", .string(""))])]).compactText
+        #expect(written == #"{"a":1,"b":"q\"\\\n\r\t\u0001\u001fé/☃","c":{"z":null,"y":""}}"#)
+        #expect(try X402JSON.parse(Array(written.utf8))["b"] == .string("q\"\\\n\r\t\u{01}\u{1F}é/☃"))
+        for bad in ["{", "{\"a\":1,}", "[01]", "{\"a\":1}x", "{\"a\":1,\"a\":2}", "\"a\u{01}b\"", "\"abc"] {
             #expect(throws: (any Error).self) { try X402JSON.parse(Array(bad.utf8)) }
         }
     }
