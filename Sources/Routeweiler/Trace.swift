@@ -255,8 +255,8 @@ public struct TraceEvent: Sendable, Codable, Hashable {
 
     /// The compact JSON payload stored in `trace_events.payload`.
     /// The payload JSON: compact, keys sorted, nulls written, slashes unescaped — byte for byte what `JSONEncoder`
-    /// with `[.sortedKeys, .withoutEscapingSlashes]` writes (tested), but written by hand for everything except the
-    /// challenge and the payment (JSONEncoder costs ~150 µs a row; this is on every call).
+    /// with `[.sortedKeys, .withoutEscapingSlashes]` writes (tested), but written by hand, except a non-integral
+    /// envelope amount and strings that need escaping (JSONEncoder costs ~150 µs a row; this is on every call).
     public func payloadJSON() throws -> String {
         var w = TraceJSON()
         w.raw("{")
@@ -471,7 +471,20 @@ private struct TraceJSON {
         key("fmvQuality"); string(p.fmvQuality.rawValue)
         key("proofType"); string(p.proofType.rawValue)
         key("proofValue"); string(p.proofValue)
-        key("settlement"); try encoded(p.settlement)
+        key("settlement")
+        if let r = p.settlement {
+            raw("{")
+            key("amountPaid", first: true)
+            if let paid = r.amountPaid { bytes.append(contentsOf: String(paid).utf8) } else { raw("null") }
+            key("facilitator"); string(r.facilitator)
+            key("network"); string(r.network)
+            key("payer"); string(r.payer)
+            key("success"); raw(r.success ? "true" : "false")
+            key("transactionHash"); string(r.transactionHash)
+            raw("}")
+        } else {
+            raw("null")
+        }
         key("settlementLatencyMs"); int(p.settlementLatencyMs)
         raw("}")
     }

@@ -68,11 +68,15 @@ import Testing
         var noEnvelopeAmount = plain
         noEnvelopeAmount.payment?.amountEnvelope = nil
         noEnvelopeAmount.payment?.amountEnvelopeCurrency = nil
+        var partialReceipt = plain
+        partialReceipt.payment?.settlement = SettlementReceipt(success: false, transactionHash: nil, network: "base",
+                                                               payer: nil, amountPaid: nil, facilitator: "f \"q\"")
         var bigAmount = plain
         bigAmount.payment?.amountEnvelope = 1e17
         var negativeAmount = plain
         negativeAmount.payment?.amountEnvelope = -2.5
-        return [base, paid, failed, held, onlyState, controls, plain, noEnvelopeAmount, bigAmount, negativeAmount]
+        return [base, paid, failed, held, onlyState, controls, plain, noEnvelopeAmount, partialReceipt, bigAmount,
+                negativeAmount]
     }
 
     @Test func handWrittenPayloadEqualsJSONEncoder() throws {
