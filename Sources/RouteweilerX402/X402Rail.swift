@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 import HTTPTypes
 public import Routeweiler
 public import RouteweilerWire
@@ -333,7 +334,8 @@ public struct X402Rail: Rail {
         } catch {
             throw SigningError("x402 authorisation could not be built: \(error)", cause: error)
         }
-        let digest = authorization.digest(domain: details.asset.domain)
+        let digest = EIP712.digest(domainSeparator: Self.separator(of: details.asset.domain),
+                                   structHash: authorization.structHash)
         let signature: [UInt8]
         do {
             signature = try await source.wallet.signDigest(digest)
@@ -389,6 +391,16 @@ public struct X402Rail: Rail {
 }
 
 extension X402Rail {
+    /// Domain separators by domain: three Keccak-256 hashes each, the same for every payment in a token.
+    private static let separators = Mutex<[EIP712Domain: [UInt8]]>([:])
+
+    static func separator(of domain: EIP712Domain) -> [UInt8] {
+        if let known = separators.withLock({ $0[domain] }) { return known }
+        let separator = domain.separator
+        separators.withLock { $0[domain] = separator }
+        return separator
+    }
+
     static let paymentResponse = HTTPField.Name("PAYMENT-RESPONSE")!
     static let xPaymentResponse = HTTPField.Name("X-PAYMENT-RESPONSE")!
 
