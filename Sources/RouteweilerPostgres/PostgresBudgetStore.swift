@@ -114,8 +114,8 @@ public final class PostgresBudgetStore: BudgetStore {
 
     public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
                         rail: RailID, lease: Duration, now: Date) async throws -> DrawReceipt {
-        let leaseSeconds = try Self.checkedLease(amountMinorUnits: amountMinorUnits, lease: lease,
-                                                 idempotencyKey: idempotencyKey)
+        let leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                       idempotencyKey: idempotencyKey)
         return try await database.transaction { c in
             try await self.reserve(c, envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                                    amountMinorUnits: amountMinorUnits, rail: rail, leaseSeconds: leaseSeconds, now: now)
@@ -132,8 +132,8 @@ public final class PostgresBudgetStore: BudgetStore {
                                               idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
                                               rail: rail, lease: lease, now: now, recording: intent, in: journal)
         }
-        let leaseSeconds = try Self.checkedLease(amountMinorUnits: amountMinorUnits, lease: lease,
-                                                 idempotencyKey: idempotencyKey)
+        let leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                       idempotencyKey: idempotencyKey)
         return try await database.transaction { c in
             let receipt = try await self.reserve(c, envelopeID: envelopeID, requestID: requestID,
                                                  idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
@@ -157,24 +157,11 @@ public final class PostgresBudgetStore: BudgetStore {
             return try await settleThenResolve(drawID: drawID, amountMinorUnits: amountMinorUnits, now: now,
                                                resolving: intentID, proof: proof, in: journal)
         }
-        guard amountMinorUnits >= 0 else {
-            throw ConfigurationError("a settled amount cannot be negative, got \(amountMinorUnits) minor units")
-        }
+        try Self.checkedSettlement(amountMinorUnits: amountMinorUnits)
         try await database.transaction { c in
             try await Self.settle(c, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: PGTime.text(now))
             try await PostgresPaymentJournal.resolve(id: intentID, state: .succeeded, proof: proof, now: now, c)
         }
-    }
-
-    /// Checks a reservation's arguments; returns the lease in seconds.
-    private static func checkedLease(amountMinorUnits: Int64, lease: Duration, idempotencyKey: String) throws -> Double {
-        guard amountMinorUnits > 0 else {
-            throw ConfigurationError("a reservation must be positive, got \(amountMinorUnits) minor units")
-        }
-        let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
-        guard leaseSeconds > 0 else { throw ConfigurationError("a reservation lease must be positive, got \(lease)") }
-        guard !idempotencyKey.isEmpty else { throw ConfigurationError("a reservation needs an idempotency key") }
-        return leaseSeconds
     }
 
     /// The reservation itself, inside the caller's transaction (SPEC §10.3).
@@ -239,9 +226,7 @@ public final class PostgresBudgetStore: BudgetStore {
     /// §16.6); leaves a settled draw alone.
     /// - Throws: ``DrawNotFoundError`` for an unknown id; ``ConfigurationError`` for a negative amount.
     public func settle(drawID: String, amountMinorUnits: Int64, now: Date) async throws {
-        guard amountMinorUnits >= 0 else {
-            throw ConfigurationError("a settled amount cannot be negative, got \(amountMinorUnits) minor units")
-        }
+        try Self.checkedSettlement(amountMinorUnits: amountMinorUnits)
         let settledAt = PGTime.text(now)
         try await database.transaction { c in
             try await Self.settle(c, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: settledAt)

@@ -145,8 +145,8 @@ public final class SQLiteBudgetStore: BudgetStore {
 
     public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
                         rail: RailID, lease: Duration, now: Date) async throws -> DrawReceipt {
-        let leaseSeconds = try Self.checkedLease(amountMinorUnits: amountMinorUnits, lease: lease,
-                                                 idempotencyKey: idempotencyKey)
+        let leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                       idempotencyKey: idempotencyKey)
         return try await reserve(
             Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                         amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
@@ -163,8 +163,8 @@ public final class SQLiteBudgetStore: BudgetStore {
                                               idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
                                               rail: rail, lease: lease, now: now, recording: intent, in: journal)
         }
-        let leaseSeconds = try Self.checkedLease(amountMinorUnits: amountMinorUnits, lease: lease,
-                                                 idempotencyKey: idempotencyKey)
+        let leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                       idempotencyKey: idempotencyKey)
         return try await reserve(
             Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                         amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
@@ -179,25 +179,12 @@ public final class SQLiteBudgetStore: BudgetStore {
             return try await settleThenResolve(drawID: drawID, amountMinorUnits: amountMinorUnits, now: now,
                                                resolving: intentID, proof: proof, in: journal)
         }
-        guard amountMinorUnits >= 0 else {
-            throw ConfigurationError("a settled amount cannot be negative, got \(amountMinorUnits) minor units")
-        }
+        try Self.checkedSettlement(amountMinorUnits: amountMinorUnits)
         let settledAt = BudgetTime.text(now)
         try await write { db in
             try Self.settle(db, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: settledAt)
             try SQLitePaymentJournal.resolve(id: intentID, state: .succeeded, proof: proof, now: now, db)
         }
-    }
-
-    /// Checks a reservation's arguments; returns the lease in seconds.
-    private static func checkedLease(amountMinorUnits: Int64, lease: Duration, idempotencyKey: String) throws -> Double {
-        guard amountMinorUnits > 0 else {
-            throw ConfigurationError("a reservation must be positive, got \(amountMinorUnits) minor units")
-        }
-        let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
-        guard leaseSeconds > 0 else { throw ConfigurationError("a reservation lease must be positive, got \(lease)") }
-        guard !idempotencyKey.isEmpty else { throw ConfigurationError("a reservation needs an idempotency key") }
-        return leaseSeconds
     }
 
     /// One `BEGIN IMMEDIATE` transaction: the reservation and, when given, the payment intent that names its draw.
@@ -330,9 +317,7 @@ public final class SQLiteBudgetStore: BudgetStore {
     /// envelope over its cap. A `settled` draw is left alone (the first amount stays).
     /// - Throws: ``DrawNotFoundError`` for an unknown id; ``ConfigurationError`` for a negative amount.
     public func settle(drawID: String, amountMinorUnits: Int64, now: Date) async throws {
-        guard amountMinorUnits >= 0 else {
-            throw ConfigurationError("a settled amount cannot be negative, got \(amountMinorUnits) minor units")
-        }
+        try Self.checkedSettlement(amountMinorUnits: amountMinorUnits)
         let settledAt = BudgetTime.text(now)
         try await write { db in
             try Self.settle(db, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: settledAt)

@@ -263,6 +263,28 @@ extension BudgetStore {
         return receipt
     }
 
+    /// Checks a reservation's arguments for a store; returns the lease in seconds.
+    /// - Throws: ``ConfigurationError`` for a non-positive amount or lease, or an empty idempotency key.
+    package static func checkedReservation(amountMinorUnits: Int64, lease: Duration, idempotencyKey: String) throws
+        -> Double
+    {
+        guard amountMinorUnits > 0 else {
+            throw ConfigurationError("a reservation must be positive, got \(amountMinorUnits) minor units")
+        }
+        let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        guard leaseSeconds > 0 else { throw ConfigurationError("a reservation lease must be positive, got \(lease)") }
+        guard !idempotencyKey.isEmpty else { throw ConfigurationError("a reservation needs an idempotency key") }
+        return leaseSeconds
+    }
+
+    /// Checks a settlement amount for a store.
+    /// - Throws: ``ConfigurationError`` for a negative amount.
+    package static func checkedSettlement(amountMinorUnits: Int64) throws {
+        guard amountMinorUnits >= 0 else {
+            throw ConfigurationError("a settled amount cannot be negative, got \(amountMinorUnits) minor units")
+        }
+    }
+
     /// The two-step form of ``settle(drawID:amountMinorUnits:now:resolving:proof:in:)``: settle, then resolve.
     public func settleThenResolve(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String,
                                   proof: String?, in journal: any PaymentJournal) async throws {
