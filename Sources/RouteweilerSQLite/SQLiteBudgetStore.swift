@@ -197,29 +197,18 @@ public final class SQLiteBudgetStore: BudgetStore {
         -> DrawReceipt
     {
         let presigned = Handoff<DrawReceipt?>()
-        do {
-            return try await withCheckedThrowingContinuation { continuation in
-                pool.asyncWriteWithoutTransaction { db in
-                    continuation.resume(with: Result {
-                        try db.inImmediateTransaction {
-                            let receipt = try self.reserve(db, reservation, presigned: presigned)
-                            if var (intent, details) = intent {
-                                intent.drawID = receipt.receiptId
-                                do {
-                                    try SQLitePaymentJournal.insert(intent, details: details, db)
-                                } catch {
-                                    throw JournalWriteError(cause: error)  // rolls the reservation back with it
-                                }
-                            }
-                            return receipt
-                        }
-                    })
+        return try await write({ db in
+            let receipt = try self.reserve(db, reservation, presigned: presigned)
+            if var (intent, details) = intent {
+                intent.drawID = receipt.receiptId
+                do {
+                    try SQLitePaymentJournal.insert(intent, details: details, db)
+                } catch {
+                    throw JournalWriteError(cause: error)  // rolls the reservation back with it
                 }
-                presigned.put(presignedReceipt(reservation))
             }
-        } catch let error as DatabaseError where Self.isBusy(error) {
-            throw Self.busyError(path: path, timeout: busyTimeout)
-        }
+            return receipt
+        }, whileQueued: { presigned.put(presignedReceipt(reservation)) })
     }
 
     /// The new draw's receipt, signed, as it will be if the envelope row has not changed since it was last decoded;
@@ -514,8 +503,11 @@ public final class SQLiteBudgetStore: BudgetStore {
 
     // MARK: - Lock errors
 
-    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await pool.immediateWrite(body) } catch let error as DatabaseError where Self.isBusy(error) {
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T,
+                                    whileQueued: () -> Void = {}) async throws -> T {
+        do {
+            return try await pool.immediateWrite(body, whileQueued: whileQueued)
+        } catch let error as DatabaseError where Self.isBusy(error) {
             throw Self.busyError(path: path, timeout: busyTimeout)
         }
     }

@@ -207,11 +207,14 @@ extension DatabasePool {
     /// It runs to the end even if the calling task is cancelled (GRDB's async `write` gives up with a
     /// `CancellationError` instead): these writes record money moving, or a trace row that must not be lost, and
     /// are not to be abandoned half-way through a call.
-    package func immediateWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    /// - Parameter whileQueued: runs on the calling thread once the transaction is queued, in parallel with it.
+    package func immediateWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T,
+                                             whileQueued: () -> Void = {}) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             asyncWriteWithoutTransaction { db in
                 continuation.resume(with: Result { try db.inImmediateTransaction { try body(db) } })
             }
+            whileQueued()
         }
     }
 }

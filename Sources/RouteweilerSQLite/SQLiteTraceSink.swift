@@ -20,9 +20,9 @@ public struct TraceWriteError: Error, CustomStringConvertible {
 ///
 /// By default rows are written behind the call (``WriteMode/writeBehind``): ``record(_:)`` queues the event and
 /// returns, and one background task writes whatever was queued over the last few milliseconds in one transaction,
-/// then the next batch. A trace row
-/// is not money data (draws and payment intents are written before paying, in the budget store and the journal),
-/// so this takes the trace write off the call's latency without weakening what a crash can lose of money state.
+/// then the next batch. A trace row is not money data (draws and payment intents are written before paying, in the
+/// budget store and the journal), so this takes the trace write off the call's latency without weakening what a
+/// crash can lose of money state.
 /// ``flush()`` (called by ``RouteweilerClient/shutdown()``) and every read wait for the queue first.
 public final class SQLiteTraceSink: TraceSink {
     /// How URLs are written: as sent, or without query and fragment.
