@@ -544,4 +544,23 @@ extension FMVTests {
         #expect(throws: FmvUnavailableError.self) { try FmvConverter.roundUp(Decimal(string: "1e30")!, what: "x") }
         #expect(throws: FmvUnavailableError.self) { try FmvConverter.roundUp(Decimal(string: "-1")!, what: "x") }
     }
+
+    /// The trace's `amountEnvelope` is computed from the mantissa and exponent when both are small enough for one
+    /// correctly rounded operation; it must be the double that parsing the exact text gives.
+    @Test func traceDoubleMatchesParsingTheText() {
+        #expect(FmvConverter.decimalLayoutHolds, "the fast paths read Decimal's bytes; this Foundation lays them out otherwise")
+        var generator = SystemRandomNumberGenerator()
+        var values: [Decimal] = ["0", "325", "325.0", "0.1", "0.3", "1e22", "1e23", "123456789012345678", "9007199254740993",
+                                 "0.000000000000000000001", "4.35"].map { Decimal(string: $0)! }
+        for _ in 0..<3000 {
+            let mantissa = UInt64.random(in: 0...(1 << 54), using: &generator)
+            let exponent = Int.random(in: -25...24, using: &generator)
+            values.append(Decimal(sign: .plus, exponent: exponent, significand: Decimal(mantissa)))
+        }
+        values.append(Decimal(5000) * Decimal(string: "0.00065")!)
+        values.append(Decimal(10) / Decimal(3))
+        for value in values {
+            #expect(FmvConverter.double(value) == Double(value.description), "\(value)")
+        }
+    }
 }

@@ -100,7 +100,7 @@ public struct FmvQuote: Sendable, Hashable {
     /// The trace's `amountEnvelope`: the unbuffered value in **minor** units of ``envelopeCurrency``, for every
     /// asset. (The reference mixed minor units for fiat with major units for crypto, SPEC §10.6.2/§16.7; here
     /// 5 000 sats at 0.00065 USD/sat is `325.0` cents, not `3.25`.) Never used for money decisions.
-    public var traceAmountEnvelope: Double { Double(fairMinorUnits.description) ?? 0 }
+    public var traceAmountEnvelope: Double { FmvConverter.double(fairMinorUnits) }
 }
 
 /// Converts rail amounts into envelope minor units for cap checks (SPEC §10.6.1), with the reference's bugs fixed.
@@ -239,12 +239,95 @@ public struct FmvConverter: Sendable {
     }
 
     /// Rounds a non-negative value up to a whole number of minor units.
-    static func roundUp(_ value: Decimal, what: String) throws(FmvUnavailableError) -> Int64 {
-        // Decimal's description is exact ("341.25"); ceil it by hand. (NSDecimalRound was seen returning a
-        // rounded-down value under concurrent use on Linux.)
+    static func roundUp(_ value: Decimal, what: @autoclosure () -> String) throws(FmvUnavailableError) -> Int64 {
+        // (NSDecimalRound was seen returning a rounded-down value under concurrent use on Linux, so the ceiling is
+        // taken by hand: from the mantissa and exponent when the mantissa fits 64 bits, else from the exact text.)
         guard !value.isNaN, value >= 0 else {
-            throw FmvUnavailableError(code: .overflow, "\(what) does not fit a cap check")
+            throw FmvUnavailableError(code: .overflow, "\(what()) does not fit a cap check")
         }
+        if let (mantissa, exponent) = smallParts(value) {
+            if exponent >= 0 {
+                var whole = mantissa
+                for _ in 0..<exponent where whole != 0 {
+                    let (product, o) = whole.multipliedReportingOverflow(by: 10)
+                    guard !o else { throw FmvUnavailableError(code: .overflow, "\(what()) does not fit a cap check") }
+                    whole = product
+                }
+                guard let result = Int64(exactly: whole) else {
+                    throw FmvUnavailableError(code: .overflow, "\(what()) does not fit a cap check")
+                }
+                return result
+            }
+            // A mantissa below 2^64 < 10^20 divided by 10^20 or more is a fraction: its ceiling is 1 (or 0).
+            guard let divisor = powerOfTen(-exponent) else { return mantissa == 0 ? 0 : 1 }
+            let (q, r) = mantissa.quotientAndRemainder(dividingBy: divisor)
+            guard let result = Int64(exactly: r == 0 ? q : q + 1) else {
+                throw FmvUnavailableError(code: .overflow, "\(what()) does not fit a cap check")
+            }
+            return result
+        }
+        return try roundUpFromText(value, what: what())
+    }
+
+    /// The exact value as `mantissa × 10^exponent` when it is non-negative and its mantissa fits 64 bits.
+    ///
+    /// Decimal's mantissa is not public API on Linux, and its text form costs microseconds, so the value's bytes
+    /// are read: exponent (`Int8`), then length (high nibble) and sign (bit 3), two reserved bytes, then eight
+    /// little-endian 16-bit mantissa words. ``decimalLayoutHolds`` checks that layout on known values once; if a
+    /// Foundation ever stores it differently, every caller falls back to the text.
+    static func smallParts(_ value: Decimal) -> (mantissa: UInt64, exponent: Int)? {
+        guard decimalLayoutHolds else { return nil }
+        return rawParts(value)
+    }
+
+    private static func rawParts(_ value: Decimal) -> (mantissa: UInt64, exponent: Int)? {
+        guard MemoryLayout<Decimal>.size == 20 else { return nil }
+        return withUnsafeBytes(of: value) { b -> (UInt64, Int)? in
+            let length = b[1] >> 4
+            guard b[1] & 0x08 == 0 || length == 0, length <= 4 else { return nil }  // negative, NaN, or > 64 bits
+            var mantissa: UInt64 = 0
+            for word in 0..<Int(length) {
+                mantissa |= UInt64(b[4 + 2 * word]) << (16 * word) | UInt64(b[5 + 2 * word]) << (16 * word + 8)
+            }
+            return (mantissa, Int(Int8(bitPattern: b[0])))
+        }
+    }
+
+    /// Whether ``rawParts(_:)`` reads this Foundation's `Decimal` correctly (checked once against known values).
+    static let decimalLayoutHolds: Bool = {
+        let samples: [(String, UInt64, Int)] = [
+            ("12345", 12345, 0), ("1.5", 15, -1), ("65536.001", 65_536_001, -3), ("1e10", 1, 10), ("0", 0, 0),
+            ("18446744073709551615", .max, 0), ("0.000000000000000000000000000123", 123, -30),
+        ]
+        for (text, mantissa, exponent) in samples {
+            guard let value = Decimal(string: text), let parts = rawParts(value),
+                Decimal(sign: .plus, exponent: parts.exponent, significand: Decimal(parts.mantissa)) == value,
+                parts.mantissa == 0 || (parts.mantissa, parts.exponent) == (mantissa, exponent)
+            else { return false }
+        }
+        for text in ["-1", "18446744073709551616", "-0.5"] {
+            guard let value = Decimal(string: text), rawParts(value) == nil else { return false }
+        }
+        return true
+    }()
+
+    private static let exactPowersOfTen: [Double] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22,
+    ]
+
+    /// The `Double` nearest to `value`, as `Double(value.description)` gives it: with a mantissa below 2^53 and
+    /// a power of ten up to 10^22 (both exact doubles) one multiplication or division is correctly rounded;
+    /// anything else goes through the text.
+    static func double(_ value: Decimal) -> Double {
+        if let (mantissa, exponent) = smallParts(value), mantissa < (1 << 53), (-22...22).contains(exponent) {
+            let m = Double(mantissa)
+            return exponent >= 0 ? m * exactPowersOfTen[exponent] : m / exactPowersOfTen[-exponent]
+        }
+        return Double(value.description) ?? 0
+    }
+
+    private static func roundUpFromText(_ value: Decimal, what: String) throws(FmvUnavailableError) -> Int64 {
         // The exact text ("341.25"), read as bytes: the integer part, and whether any fraction digit is non-zero.
         let overflow = FmvUnavailableError(code: .overflow, "\(what) does not fit a cap check")
         var whole: Int64 = 0
