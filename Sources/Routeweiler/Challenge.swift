@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A rail's offer normalised into one shape (SPEC §3.1), as it appears in traces.
 public struct NormalizedChallenge: Sendable, Codable, Hashable {
@@ -92,10 +93,67 @@ public struct PaymentOffer: Sendable {
     public var challenge: NormalizedChallenge
     /// The rail's parsed challenge (e.g. the L402 token and its decoded invoice); opaque to the router.
     public var details: any Sendable
-    public init(rail: RailID, challenge: NormalizedChallenge, details: any Sendable) {
+    /// A check that must pass before this offer is paid, which the rail leaves for later because it is dear (the
+    /// BOLT-11 signature); see ``DeferredOfferCheck``.
+    public var deferredCheck: DeferredOfferCheck?
+    public init(rail: RailID, challenge: NormalizedChallenge, details: any Sendable,
+                deferredCheck: DeferredOfferCheck? = nil) {
         self.rail = rail
         self.challenge = challenge
         self.details = details
+        self.deferredCheck = deferredCheck
+    }
+
+    /// ``challenge`` with what the deferred check learned filled in (the payee's key, once the signature that names
+    /// it has been verified).
+    public var checkedChallenge: NormalizedChallenge {
+        guard let payee = deferredCheck?.payeeIdentifier else { return challenge }
+        var c = challenge
+        c.payee.identifier = payee
+        return c
+    }
+}
+
+/// A pre-payment check that a rail hands over with an offer instead of running it while parsing: verifying an
+/// invoice's signature (and recovering the payee's key from it) is the dearest step of routing an L402 challenge.
+///
+/// The check runs once; its outcome is kept. It must pass before any money moves: the rail runs it again (for free)
+/// before paying, and the client runs it alongside the budget reservation, which a store commits only if it passes
+/// (``BudgetStore/reserve(envelopeID:requestID:idempotencyKey:amountMinorUnits:rail:lease:now:recording:in:provided:)``),
+/// so a bad offer still changes nothing. Without a budget store and journal the router runs it at once, and a
+/// failure rejects the offer as if the rail had found it while parsing.
+public final class DeferredOfferCheck: Sendable {
+    private let body: @Sendable () throws -> String?
+    private let outcome = Mutex<Result<String?, any Error>?>(nil)
+
+    /// - Parameter body: throws a ``RouteweilerError`` when the offer must not be paid; returns the payee
+    ///   identifier it established, if any.
+    public init(_ body: @escaping @Sendable () throws -> String?) {
+        self.body = body
+    }
+
+    /// Runs the check, or returns the outcome of its first run.
+    public func run() throws {
+        _ = try outcome.withLock { state in
+            if state == nil { state = Result { try body() } }
+            return state!
+        }.get()
+    }
+
+    /// The payee identifier the check established, once it has passed.
+    public var payeeIdentifier: String? {
+        outcome.withLock { state in
+            if case .success(let payee)? = state { return payee }
+            return nil
+        }
+    }
+
+    /// Why the check failed, once it has run and failed.
+    public var failure: (any Error)? {
+        outcome.withLock { state in
+            if case .failure(let error)? = state { return error }
+            return nil
+        }
     }
 }
 

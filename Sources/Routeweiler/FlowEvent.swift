@@ -3,7 +3,8 @@
 public enum FlowEvent: Sendable {
     /// The server answered the original request with a 402 and these `WWW-Authenticate`/payment headers.
     case challenged(status: Int, challengeHeaders: [String])
-    /// The router chose an offer to pay.
+    /// The offer about to be paid: the router chose it and it passed the budget reservation and every pre-payment
+    /// check (an offer refused at that point is reported as ``offerRejected(_:)`` instead, and the next is tried).
     case offerSelected(NormalizedChallenge, fundingSource: String)
     /// An offer was not used (rejected before any money moved, or its payment failed before funds moved).
     case offerRejected(RailRejection)

@@ -31,6 +31,9 @@ struct Router: Sendable {
         var fmv: (any FmvProvider)?
         /// The rail that last paid this origin (SPEC §5.2): it wins among the feasible candidates.
         var stickyRail: RailID?
+        /// Leave offers' deferred checks to the payment step (which runs them alongside the reservation) instead
+        /// of running them here; a candidate that fails its check then fails over like a refused payment.
+        var deferChecks = false
     }
 
     func route(_ context: ChallengeContext, limits: Limits) async -> Decision {
@@ -53,7 +56,18 @@ struct Router: Sendable {
                 switch result {
                 case .rejected(let error):
                     rejections.append(RailRejection(rail: rail.id, error: error))
-                case .offer(let offer):
+                case .offer(var offer):
+                    if let check = offer.deferredCheck, !limits.deferChecks {
+                        do {
+                            try check.run()
+                            offer.challenge = offer.checkedChallenge
+                        } catch {
+                            rejections.append(RailRejection(
+                                rail: rail.id,
+                                error: (error as? any RouteweilerError) ?? ChallengeError("\(error)", rail: rail.id)))
+                            continue
+                        }
+                    }
                     let decision = policy.evaluate(challenge: offer.challenge, requestURL: context.request.url)
                     if let denied = decision.deniedError {
                         rejections.append(RailRejection(rail: rail.id, error: denied, challenge: offer.challenge))

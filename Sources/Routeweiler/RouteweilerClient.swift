@@ -416,7 +416,9 @@ public final class RouteweilerClient: Sendable {
                 let limits = Router.Limits(
                     referenceCurrency: envelope?.currency ?? configuration.policy.currency, envelopeID: envelope?.id,
                     envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.allowedOrigins, fmv: fmv,
-                    stickyRail: sticky.rail(for: stickyKey, now: Date()))
+                    stickyRail: sticky.rail(for: stickyKey, now: Date()),
+                    deferChecks: envelope != nil && configuration.budgetStore != nil
+                        && configuration.paymentJournal != nil)
                 let challengeSpan = observability.child("routeweiler.challenge")
                 let decision = await router.route(ChallengeContext(request: request, response: response, now: Date()),
                                                   limits: limits)
@@ -472,7 +474,6 @@ public final class RouteweilerClient: Sendable {
                     }
                 }
 
-                configuration.onEvent?(.offerSelected(candidate.offer.challenge, fundingSource: candidate.funding.label))
                 // Reserve against the envelope and record the intent to pay before any money moves (in one
                 // transaction when the budget store and the journal share a database).
                 let intentID = UUIDv7.make()
@@ -494,7 +495,16 @@ public final class RouteweilerClient: Sendable {
                     do {
                         let key = SHA256.hash(data: Array("\(requestID):\(flow.attempt)".utf8)).hexString
                         let receipt: DrawReceipt
-                        if let journal, let intent {
+                        if let journal, let intent, let check = candidate.offer.deferredCheck {
+                            // The offer's deferred check (the invoice signature) runs while the store writes; the
+                            // reservation and the intent are committed only if it passes.
+                            receipt = try await store.reserve(
+                                envelopeID: envelope.id, requestID: requestID, idempotencyKey: key,
+                                amountMinorUnits: quote.capMinorUnits, rail: candidate.offer.rail,
+                                lease: configuration.reservationLease, now: Date(), recording: intent, in: journal,
+                                provided: check)
+                            call.intentID = intentID
+                        } else if let journal, let intent {
                             receipt = try await store.reserve(
                                 envelopeID: envelope.id, requestID: requestID, idempotencyKey: key,
                                 amountMinorUnits: quote.capMinorUnits, rail: candidate.offer.rail,
@@ -514,7 +524,10 @@ public final class RouteweilerClient: Sendable {
                     } catch {
                         call.reservation = .init(envelopeId: envelope.id, drawId: nil, currency: envelope.currency.code,
                                                  reservedMinorUnits: nil, settledMinorUnits: nil, state: "none")
-                        action = flow.paymentFailed((error as? any RouteweilerError) ?? JournalWriteError(cause: error))
+                        let failure = (error as? any RouteweilerError) ?? JournalWriteError(cause: error)
+                        configuration.onEvent?(.offerRejected(RailRejection(rail: candidate.offer.rail, error: failure,
+                                                                            challenge: candidate.offer.checkedChallenge)))
+                        action = flow.paymentFailed(failure)
                         continue
                     }
                 } else if let journal, let intent {
@@ -526,6 +539,8 @@ public final class RouteweilerClient: Sendable {
                         continue
                     }
                 }
+                configuration.onEvent?(.offerSelected(candidate.offer.checkedChallenge,
+                                                      fundingSource: candidate.funding.label))
                 logger.debug("paying", metadata: ["rw.rail": "\(candidate.offer.rail)",
                                                   "rw.amount_native": "\(candidate.offer.challenge.price.amount)"])
                 let paySpan = observability.child("routeweiler.pay", attributes: [
@@ -734,7 +749,7 @@ public final class RouteweilerClient: Sendable {
         }
         func fill(_ proof: PaymentProof?, _ candidate: PaymentCandidate?) {
             guard let candidate else { return }
-            event.challenge = candidate.offer.challenge
+            event.challenge = candidate.offer.checkedChallenge
             event.selectedRail = candidate.offer.rail
             event.fallbackFrom = flow.fallbackFrom
             event.fundingSource = candidate.funding.label

@@ -36,7 +36,8 @@ final class CallProbe: @unchecked Sendable {
 
     /// Whether every step of a paid call was seen.
     var complete: Bool {
-        start > 0 && challenged >= start && selected >= challenged && payStart >= selected && payEnd >= payStart
+        start > 0 && challenged >= start && reserveStart >= challenged && selected >= reserveEnd && reserveEnd >= reserveStart
+            && payStart >= selected && payEnd >= payStart
             && paid >= payEnd && retrying >= paid && completed >= retrying && end >= completed
     }
 }
@@ -75,6 +76,17 @@ struct TimedBudgetStore: BudgetStore {
         return try await inner.reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                                        amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
                                        recording: intent, in: journal)
+    }
+    func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64, rail: RailID,
+                 lease: Duration, now: Date, recording intent: PaymentIntent, in journal: any PaymentJournal,
+                 provided check: DeferredOfferCheck) async throws -> DrawReceipt
+    {
+        let probe = CallProbe.current
+        probe?.reserveStart = nowNanos()
+        defer { probe?.reserveEnd = nowNanos() }
+        return try await inner.reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                                       amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
+                                       recording: intent, in: journal, provided: check)
     }
     func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
                 in journal: any PaymentJournal) async throws {

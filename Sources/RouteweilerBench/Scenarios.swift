@@ -15,7 +15,8 @@ struct SequentialPaidReport: Codable, Sendable {
     var totalMs: Summary
     /// challenge (first round trip), pay (the LND call), paid_retry (second round trip), bookkeeping (the rest).
     var phasesMs: [String: Summary]
-    /// Bookkeeping split: route (parse, policy, FMV), reserve_journal, settle_resolve, trace (finish and trace row).
+    /// Bookkeeping split: route (parse, policy, FMV, up to the reservation), reserve_journal (reservation and intent, the
+    /// offer's deferred check alongside, up to the payment), settle_resolve, trace (finish and trace row).
     var bookkeepingSplitMs: [String: Summary]
     /// Payments the payee side saw (fake LND payments or ledger transfers); `nil` for an external target.
     var payeePayments: Int?
@@ -103,8 +104,8 @@ struct Scenarios {
             calls: count, reuseCredentials: false, totalMs: s { $0.end - $0.start },
             phasesMs: ["challenge": challenge, "pay": pay, "paid_retry": retry, "bookkeeping": bookkeeping],
             bookkeepingSplitMs: [
-                "route": s { $0.selected - $0.challenged },
-                "reserve_journal": s { $0.payStart - $0.selected },
+                "route": s { $0.reserveStart - $0.challenged },
+                "reserve_journal": s { $0.payStart - $0.reserveStart },
                 "reserve_journal.transaction": s { $0.reserveEnd - $0.reserveStart },
                 "settle_resolve": s { $0.paid - $0.payEnd },
                 "to_retry": s { $0.retrying - $0.paid },

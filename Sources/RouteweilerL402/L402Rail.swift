@@ -7,6 +7,8 @@ public import RouteweilerWire
 /// An L402 offer as parsed from `WWW-Authenticate`: the token, its decoded invoice and macaroon.
 public struct L402Offer: Sendable {
     public var challenge: L402Challenge
+    /// The decoded invoice. Its signature is checked by the offer's ``PaymentOffer/deferredCheck`` (which
+    /// ``L402Rail/pay(_:with:context:)`` runs before paying); until then its `payeePublicKey` is empty.
     public var invoice: Bolt11Invoice
     /// The decoded macaroon, when the token is one.
     public var macaroon: Macaroon?
@@ -63,12 +65,13 @@ public struct L402Rail: Rail {
     }
 
     func offer(_ parsed: L402Challenge, context: ChallengeContext) -> OfferResult {
-        let invoice: Bolt11Invoice
+        let unverified: UnverifiedBolt11Invoice
         do {
-            invoice = try Bolt11Invoice(parsing: parsed.invoice)
+            unverified = try UnverifiedBolt11Invoice(parsing: parsed.invoice)
         } catch {
             return .rejected(ChallengeError("Invalid BOLT-11 invoice: \(error)", rail: .l402, cause: error))
         }
+        let invoice = unverified.fields
         let now = UInt64(max(0, context.now.timeIntervalSince1970))
         guard let amountMsat = invoice.amountMsat, amountMsat > 0 else {
             return .rejected(InvalidChallengeError(code: .amountlessInvoice,
@@ -100,13 +103,23 @@ public struct L402Rail: Rail {
             rail: .l402,
             resource: .init(method: context.request.method.rawValue, url: context.request.url.absoluteString),
             price: .init(amount: sats, currency: "btc-lightning", humanAmount: Self.humanSats(sats, msat: amountMsat)),
-            payee: .init(identifier: invoice.payeePublicKey.hexString, metadata: metadata),
+            payee: .init(identifier: "", metadata: metadata),  // the payee's key comes from the signature check
             nonce: invoice.paymentHash.hexString,
             expiresAt: Date(timeIntervalSince1970: TimeInterval(expiresAt)),
             raw: ["kind": "l402", "scheme": parsed.scheme.rawValue, "invoice": parsed.invoice,
                   "macaroonFingerprint": "sha256:" + fingerprint, "network": invoice.network.rawValue])
+        // The signature (and the payee's key recovered from it) is checked by the deferred check: before paying,
+        // alongside the budget reservation when there is one.
+        let check = DeferredOfferCheck {
+            do {
+                return try unverified.verified().payeePublicKey.hexString
+            } catch {
+                throw ChallengeError("Invalid BOLT-11 invoice: \(error)", rail: .l402, cause: error)
+            }
+        }
         return .offer(PaymentOffer(rail: .l402, challenge: challenge,
-                                     details: L402Offer(challenge: parsed, invoice: invoice, macaroon: macaroon)))
+                                     details: L402Offer(challenge: parsed, invoice: invoice, macaroon: macaroon),
+                                     deferredCheck: check))
     }
 
     /// The payment hash a macaroon is bound to: the L402 identifier's, or a bare 64-hex identifier's.
@@ -148,6 +161,7 @@ public struct L402Rail: Rail {
     public func pay(_ offer: PaymentOffer, with funding: any FundingSource, context: PaymentContext) async throws
         -> PaymentProof
     {
+        try offer.deferredCheck?.run()  // the invoice's signature; already run (and kept) on the client's path
         try check(offer, with: funding, now: context.now)
         let source = funding as! LightningFundingSource
         let details = offer.details as! L402Offer

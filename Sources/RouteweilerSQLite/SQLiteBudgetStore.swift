@@ -171,6 +171,37 @@ public final class SQLiteBudgetStore: BudgetStore {
             intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)))
     }
 
+    /// Reserves and journals the intent in one transaction, committed only if `check` passes: the check runs on the
+    /// calling thread while the writer opens the transaction and writes (when `journal` is an
+    /// ``SQLitePaymentJournal`` on this store's database; otherwise it runs first).
+    public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
+                        rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
+                        in journal: any PaymentJournal, provided check: DeferredOfferCheck) async throws -> DrawReceipt {
+        guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
+            try check.run()
+            return try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID,
+                                              idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
+                                              rail: rail, lease: lease, now: now, recording: intent, in: journal)
+        }
+        let leaseSeconds: Double
+        do {
+            leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                       idempotencyKey: idempotencyKey)
+        } catch {
+            try check.run()
+            throw error
+        }
+        do {
+            return try await reserve(
+                Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                            amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
+                intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)), check: check)
+        } catch {
+            try check.run()  // a failed check is the reason to give, whatever else failed
+            throw error
+        }
+    }
+
     /// Settles and resolves the intent in one transaction when `journal` is an ``SQLitePaymentJournal`` on this
     /// store's database.
     public func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
@@ -187,16 +218,18 @@ public final class SQLiteBudgetStore: BudgetStore {
         }
     }
 
-    /// One `BEGIN IMMEDIATE` transaction: the reservation and, when given, the payment intent that names its draw.
+    /// One `BEGIN IMMEDIATE` transaction: the reservation and, when given, the payment intent that names its draw;
+    /// with a `check`, committed only if the check passes.
     ///
-    /// The receipt is signed on the calling thread while the writer's queue opens the transaction and checks the
-    /// envelope; the writer then takes that signature if the envelope row is still the one it was signed for (or
-    /// signs itself: first use of an envelope, or a row that changed), so the Ed25519 signature is not paid for under
-    /// the write lock.
-    private func reserve(_ reservation: Reservation, intent: (PaymentIntent, details: String)?) async throws
-        -> DrawReceipt
+    /// While the writer's queue opens the transaction and checks the envelope, the calling thread runs the check and
+    /// signs the receipt (whichever of the two gets to the receipt first signs it: the writer takes the caller's
+    /// signature if the envelope row is still the one it was made for). So neither the check nor the Ed25519
+    /// signature is paid for twice, and in the common case neither is paid for under the write lock.
+    private func reserve(_ reservation: Reservation, intent: (PaymentIntent, details: String)?,
+                         check: DeferredOfferCheck? = nil) async throws -> DrawReceipt
     {
-        let presigned = Handoff<DrawReceipt?>()
+        let presigned = ReceiptPresigning()
+        let verdict = check.map { _ in Handoff<(any Error)?>() }
         return try await write({ db in
             let receipt = try self.reserve(db, reservation, presigned: presigned)
             if var (intent, details) = intent {
@@ -207,8 +240,19 @@ public final class SQLiteBudgetStore: BudgetStore {
                     throw JournalWriteError(cause: error)  // rolls the reservation back with it
                 }
             }
+            if let verdict, let failure = verdict.take() { throw failure }  // rolls everything back
             return receipt
-        }, whileQueued: { presigned.put(presignedReceipt(reservation)) })
+        }, whileQueued: {
+            if let check, let verdict {
+                do {
+                    try check.run()
+                    verdict.put(nil)
+                } catch {
+                    verdict.put(error)
+                }
+            }
+            presigned.presign { presignedReceipt(reservation) }
+        })
     }
 
     /// The new draw's receipt, signed, as it will be if the envelope row has not changed since it was last decoded;
@@ -224,7 +268,7 @@ public final class SQLiteBudgetStore: BudgetStore {
     }
 
     /// The reservation itself, inside the caller's write transaction (SPEC §10.3).
-    private func reserve(_ db: Database, _ r: Reservation, presigned: Handoff<DrawReceipt?>) throws -> DrawReceipt {
+    private func reserve(_ db: Database, _ r: Reservation, presigned: ReceiptPresigning) throws -> DrawReceipt {
         let select = try RawStatement(db, EnvelopeRowText.select)
         select.bind(1, r.envelopeID)
         guard try select.step() else {
@@ -624,5 +668,53 @@ enum BudgetTime {
             throw ConfigurationError("unreadable timestamp '\(text)' in the budget database")
         }
         return date
+    }
+}
+
+/// Who signs a reservation's receipt: the calling thread, while the writer's queue opens the transaction, or the
+/// writer, when it gets to the receipt before the caller has started (the caller may be running an offer's check).
+/// Exactly one of them signs.
+final class ReceiptPresigning: Sendable {
+    private enum State: Sendable {
+        case open
+        case callerSigning
+        case writerSigns
+        case signed(DrawReceipt?)
+    }
+    private let state = Mutex<State>(.open)
+    private let ready = DispatchSemaphore(value: 0)
+
+    /// The caller: makes the receipt unless the writer has already claimed it.
+    func presign(_ make: () -> DrawReceipt?) {
+        let mine = state.withLock { state -> Bool in
+            guard case .open = state else { return false }
+            state = .callerSigning
+            return true
+        }
+        guard mine else { return }
+        let receipt = make()
+        state.withLock { $0 = .signed(receipt) }
+        ready.signal()
+    }
+
+    /// The writer: the caller's receipt (waiting while it is being made), or `nil` when the writer signs itself,
+    /// either because it got there first or because the caller could not make one.
+    func take() -> DrawReceipt? {
+        let wait = state.withLock { state -> Bool in
+            switch state {
+            case .open:
+                state = .writerSigns
+                return false
+            case .callerSigning:
+                return true
+            case .writerSigns, .signed:
+                return false
+            }
+        }
+        if wait { ready.wait() }
+        return state.withLock { state in
+            if case .signed(let receipt) = state { return receipt }
+            return nil
+        }
     }
 }
