@@ -147,14 +147,6 @@ public final class DeferredOfferCheck: Sendable {
             return nil
         }
     }
-
-    /// Why the check failed, once it has run and failed.
-    public var failure: (any Error)? {
-        outcome.withLock { state in
-            if case .failure(let error)? = state { return error }
-            return nil
-        }
-    }
 }
 
 /// What a rail hands back after paying: the header for the retry, and the proof for the trace.

@@ -158,17 +158,9 @@ public final class SQLiteBudgetStore: BudgetStore {
     public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
                         rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
                         in journal: any PaymentJournal) async throws -> DrawReceipt {
-        guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
-            return try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID,
-                                              idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
-                                              rail: rail, lease: lease, now: now, recording: intent, in: journal)
-        }
-        let leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
-                                                       idempotencyKey: idempotencyKey)
-        return try await reserve(
-            Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                        amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
-            intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)))
+        try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                          amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now, recording: intent,
+                          in: journal, check: nil)
     }
 
     /// Reserves and journals the intent in one transaction, committed only if `check` passes: the check runs on the
@@ -177,27 +169,31 @@ public final class SQLiteBudgetStore: BudgetStore {
     public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
                         rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
                         in journal: any PaymentJournal, provided check: DeferredOfferCheck) async throws -> DrawReceipt {
+        try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                          amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now, recording: intent,
+                          in: journal, check: check)
+    }
+
+    /// The two public forms above: one transaction on a journal in this database, else the two-step fallback (with
+    /// the check run first).
+    private func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
+                         rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
+                         in journal: any PaymentJournal, check: DeferredOfferCheck?) async throws -> DrawReceipt {
         guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
-            try check.run()
+            try check?.run()
             return try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID,
                                               idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
                                               rail: rail, lease: lease, now: now, recording: intent, in: journal)
         }
-        let leaseSeconds: Double
         do {
-            leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
-                                                       idempotencyKey: idempotencyKey)
-        } catch {
-            try check.run()
-            throw error
-        }
-        do {
+            let leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                           idempotencyKey: idempotencyKey)
             return try await reserve(
                 Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                             amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
                 intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)), check: check)
         } catch {
-            try check.run()  // a failed check is the reason to give, whatever else failed
+            try check?.run()  // a failed check is the reason to give, whatever else failed
             throw error
         }
     }
