@@ -118,10 +118,10 @@ public struct PaymentOffer: Sendable {
 /// invoice's signature (and recovering the payee's key from it) is the dearest step of routing an L402 challenge.
 ///
 /// The check runs once; its outcome is kept. It must pass before any money moves: the rail runs it again (for free)
-/// before paying, and the client runs it alongside the budget reservation, which a store commits only if it passes
-/// (``BudgetStore/reserve(envelopeID:requestID:idempotencyKey:amountMinorUnits:rail:lease:now:recording:in:provided:)``),
-/// so a bad offer still changes nothing. Without a budget store and journal the router runs it at once, and a
-/// failure rejects the offer as if the rail had found it while parsing.
+/// before paying. With a budget envelope and a payment journal, the router starts it on another thread as soon as
+/// the offer is found and the client waits for its outcome just before reserving, so it overlaps the rest of
+/// routing and a bad offer still changes nothing (no reservation, no intent). Otherwise the router runs it at once,
+/// and a failure rejects the offer as if the rail had found it while parsing.
 public final class DeferredOfferCheck: Sendable {
     private let body: @Sendable () throws -> String?
     private let outcome = Mutex<Result<String?, any Error>?>(nil)
@@ -130,6 +130,18 @@ public final class DeferredOfferCheck: Sendable {
     ///   identifier it established, if any.
     public init(_ body: @escaping @Sendable () throws -> String?) {
         self.body = body
+    }
+
+    /// Starts the check on another thread, so that it is done (or under way) by the time ``run()`` needs it.
+    ///
+    /// The background run takes the check only if nobody else is running it; a ``run()`` that comes first runs it
+    /// itself, and one that comes while the background run is under way waits for its outcome.
+    public func start() {
+        Task.detached(priority: Task.currentPriority) { [self] in
+            _ = outcome.withLockIfAvailable { state in
+                if state == nil { state = Result { try body() } }
+            }
+        }
     }
 
     /// Runs the check, or returns the outcome of its first run.

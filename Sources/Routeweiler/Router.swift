@@ -31,8 +31,9 @@ struct Router: Sendable {
         var fmv: (any FmvProvider)?
         /// The rail that last paid this origin (SPEC §5.2): it wins among the feasible candidates.
         var stickyRail: RailID?
-        /// Leave offers' deferred checks to the payment step (which runs them alongside the reservation) instead
-        /// of running them here; a candidate that fails its check then fails over like a refused payment.
+        /// Start offers' deferred checks on another thread and leave their outcome to the payment step (which waits
+        /// for it before reserving) instead of running them here; a candidate that fails its check then fails over
+        /// like a refused payment.
         var deferChecks = false
     }
 
@@ -57,7 +58,9 @@ struct Router: Sendable {
                 case .rejected(let error):
                     rejections.append(RailRejection(rail: rail.id, error: error))
                 case .offer(var offer):
-                    if let check = offer.deferredCheck, !limits.deferChecks {
+                    if let check = offer.deferredCheck, limits.deferChecks {
+                        check.start()  // on the other core while this routes and reserves
+                    } else if let check = offer.deferredCheck {
                         do {
                             try check.run()
                             offer.challenge = offer.checkedChallenge

@@ -495,16 +495,10 @@ public final class RouteweilerClient: Sendable {
                     do {
                         let key = SHA256.hash(data: Array("\(requestID):\(flow.attempt)".utf8)).hexString
                         let receipt: DrawReceipt
-                        if let journal, let intent, let check = candidate.offer.deferredCheck {
-                            // The offer's deferred check (the invoice signature) runs while the store writes; the
-                            // reservation and the intent are committed only if it passes.
-                            receipt = try await store.reserve(
-                                envelopeID: envelope.id, requestID: requestID, idempotencyKey: key,
-                                amountMinorUnits: quote.capMinorUnits, rail: candidate.offer.rail,
-                                lease: configuration.reservationLease, now: Date(), recording: intent, in: journal,
-                                provided: check)
-                            call.intentID = intentID
-                        } else if let journal, let intent {
+                        // The offer's deferred check (the invoice signature), started while routing: nothing is
+                        // reserved or recorded for an offer that fails it.
+                        try candidate.offer.deferredCheck?.run()
+                        if let journal, let intent {
                             receipt = try await store.reserve(
                                 envelopeID: envelope.id, requestID: requestID, idempotencyKey: key,
                                 amountMinorUnits: quote.capMinorUnits, rail: candidate.offer.rail,

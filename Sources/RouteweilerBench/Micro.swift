@@ -85,6 +85,18 @@ struct Micro {
             _ = engine.evaluate(challenge: offer.challenge, requestURL: url)
         })
         results.append(time("uuidv7", n, note: "UUIDv7.make (request and intent ids)") { _ = UUIDv7.make() })
+        let receipt = DrawReceipt(
+            receiptId: UUIDv7.make(), envelopeId: "micro", requestId: UUIDv7.make(),
+            idempotencyKey: String(repeating: "ab", count: 32), amountReservedMinorUnits: 1, amountReservedCurrency: .usd,
+            railQuoted: .l402, issuedAt: Date(), expiresAt: Date().addingTimeInterval(60), counterPublicKey: "",
+            signature: "")
+        let signingKey = EnvelopeSigningKey.generate()
+        results.append(time("receipt_canonical_json", n, note: "DrawReceipt.canonicalJSON (the bytes a receipt signs)") {
+            _ = receipt.canonicalJSON
+        })
+        results.append(try time("receipt_sign", n, note: "EnvelopeSigningKey.signature(for:): canonical JSON + Ed25519 + base64") {
+            _ = try signingKey.signature(for: receipt)
+        })
 
         // A real trace event of a paid call.
         let event = try await Self.samplePaidEvent()

@@ -76,22 +76,3 @@ struct RawStatement {
     /// Ends the current use: a statement left mid-result would keep its read open.
     func reset() { sqlite3_reset(handle) }
 }
-
-/// A value produced on one thread and taken by a blocking wait on another: the reservation's receipt signature is
-/// computed on the caller's thread while the writer's queue runs the transaction's first statements, and the writer
-/// waits for it (typically already there) before inserting the draw.
-final class Handoff<Value: Sendable>: Sendable {
-    private let value = Mutex<Value?>(nil)
-    private let ready = DispatchSemaphore(value: 0)
-
-    func put(_ newValue: Value) {
-        value.withLock { $0 = newValue }
-        ready.signal()
-    }
-
-    /// Waits for ``put(_:)`` (which every user of a handoff calls exactly once); call at most once.
-    func take() -> Value {
-        ready.wait()
-        return value.withLock { $0! }
-    }
-}

@@ -158,44 +158,17 @@ public final class SQLiteBudgetStore: BudgetStore {
     public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
                         rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
                         in journal: any PaymentJournal) async throws -> DrawReceipt {
-        try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                          amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now, recording: intent,
-                          in: journal, check: nil)
-    }
-
-    /// Reserves and journals the intent in one transaction, committed only if `check` passes: the check runs on the
-    /// calling thread while the writer opens the transaction and writes (when `journal` is an
-    /// ``SQLitePaymentJournal`` on this store's database; otherwise it runs first).
-    public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
-                        rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
-                        in journal: any PaymentJournal, provided check: DeferredOfferCheck) async throws -> DrawReceipt {
-        try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                          amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now, recording: intent,
-                          in: journal, check: check)
-    }
-
-    /// The two public forms above: one transaction on a journal in this database, else the two-step fallback (with
-    /// the check run first).
-    private func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
-                         rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
-                         in journal: any PaymentJournal, check: DeferredOfferCheck?) async throws -> DrawReceipt {
         guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
-            try check?.run()
             return try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID,
                                               idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
                                               rail: rail, lease: lease, now: now, recording: intent, in: journal)
         }
-        do {
-            let leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
-                                                           idempotencyKey: idempotencyKey)
-            return try await reserve(
-                Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                            amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
-                intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)), check: check)
-        } catch {
-            try check?.run()  // a failed check is the reason to give, whatever else failed
-            throw error
-        }
+        let leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                       idempotencyKey: idempotencyKey)
+        return try await reserve(
+            Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                        amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
+            intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)))
     }
 
     /// Settles and resolves the intent in one transaction when `journal` is an ``SQLitePaymentJournal`` on this
@@ -214,18 +187,16 @@ public final class SQLiteBudgetStore: BudgetStore {
         }
     }
 
-    /// One `BEGIN IMMEDIATE` transaction: the reservation and, when given, the payment intent that names its draw;
-    /// with a `check`, committed only if the check passes.
+    /// One `BEGIN IMMEDIATE` transaction: the reservation and, when given, the payment intent that names its draw.
     ///
-    /// While the writer's queue opens the transaction and checks the envelope, the calling thread runs the check and
-    /// signs the receipt (whichever of the two gets to the receipt first signs it: the writer takes the caller's
-    /// signature if the envelope row is still the one it was made for). So neither the check nor the Ed25519
-    /// signature is paid for twice, and in the common case neither is paid for under the write lock.
-    private func reserve(_ reservation: Reservation, intent: (PaymentIntent, details: String)?,
-                         check: DeferredOfferCheck? = nil) async throws -> DrawReceipt
+    /// The calling thread signs the receipt before the transaction, or while the writer's queue opens it when the
+    /// transaction is queued behind others (whichever of the two gets to the receipt first signs it: the writer
+    /// takes the caller's signature if the envelope row is still the one it was made for). So the Ed25519
+    /// signature is made once, and in the common case not under the write lock.
+    private func reserve(_ reservation: Reservation, intent: (PaymentIntent, details: String)?) async throws
+        -> DrawReceipt
     {
         let presigned = ReceiptPresigning()
-        let verdict = check.map { _ in Handoff<(any Error)?>() }
         return try await write({ db in
             let receipt = try self.reserve(db, reservation, presigned: presigned)
             if var (intent, details) = intent {
@@ -236,17 +207,8 @@ public final class SQLiteBudgetStore: BudgetStore {
                     throw JournalWriteError(cause: error)  // rolls the reservation back with it
                 }
             }
-            if let verdict, let failure = verdict.take() { throw failure }  // rolls everything back
             return receipt
         }, whileQueued: {
-            if let check, let verdict {
-                do {
-                    try check.run()
-                    verdict.put(nil)
-                } catch {
-                    verdict.put(error)
-                }
-            }
             presigned.presign { presignedReceipt(reservation) }
         })
     }

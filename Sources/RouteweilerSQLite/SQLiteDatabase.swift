@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import GRDBSQLite
+import Synchronization
 
 /// Opens the shared Routeweiler database file (trace, budgets and credentials live in one file, SPEC §13).
 ///
@@ -200,18 +202,55 @@ enum WALCheckpointer {
     }
 }
 
+/// How many of our write transactions are queued or running in this process (all databases): a write that finds
+/// none runs on the calling thread instead of hopping to the writer's queue and back.
+private let writesUnderWay = Atomic<Int>(0)
+
 extension DatabasePool {
-    /// One `BEGIN IMMEDIATE` … `COMMIT` write transaction (rolled back if `body` throws) on the writer's queue, with
-    /// both statements prepared once per connection instead of parsed on every call.
+    /// One `BEGIN IMMEDIATE` … `COMMIT` write transaction (rolled back if `body` throws), with both statements
+    /// prepared once per connection instead of parsed on every call.
+    ///
+    /// When no other write of ours is queued or running, the transaction runs right here on the calling thread: the
+    /// writer's queue is idle, so taking it costs nothing, while handing the work to the queue's thread and back
+    /// costs two thread wake-ups (measured at 0.1–0.15 ms per paid call on this VM, more than the transaction
+    /// itself). It only takes the file's write lock if it is free at once: when another process holds it, the
+    /// transaction goes to the queue instead, where it waits out the busy timeout off the caller's thread. A
+    /// transaction that finds others of ours under way joins the queue behind them.
     ///
     /// It runs to the end even if the calling task is cancelled (GRDB's async `write` gives up with a
     /// `CancellationError` instead): these writes record money moving, or a trace row that must not be lost, and
     /// are not to be abandoned half-way through a call.
-    /// - Parameter whileQueued: runs on the calling thread once the transaction is queued, in parallel with it.
+    /// - Parameter whileQueued: runs on the calling thread before the transaction, in parallel with it when it goes
+    ///   to the queue.
     package func immediateWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T,
                                              whileQueued: () -> Void = {}) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
+        if writesUnderWay.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
+            let inline: T?
+            do {
+                defer { writesUnderWay.subtract(1, ordering: .releasing) }
+                whileQueued()
+                inline = try writeOnThisThread(body)
+            }
+            if let inline { return inline }
+            return try await queuedWrite(body)
+        }
+        return try await queuedWrite(body, whileQueued: whileQueued)
+    }
+
+    /// The transaction on the calling thread, or `nil` (nothing done) when another connection holds the write lock.
+    private func writeOnThisThread<T>(_ body: (Database) throws -> T) throws -> T? {
+        try writeWithoutTransaction { db -> T? in
+            guard try db.beginImmediateIfFree() else { return nil }
+            return try db.inBegunTransaction { try body(db) }
+        }
+    }
+
+    private func queuedWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T,
+                                          whileQueued: () -> Void = {}) async throws -> T {
+        writesUnderWay.add(1, ordering: .relaxed)
+        return try await withCheckedThrowingContinuation { continuation in
             asyncWriteWithoutTransaction { db in
+                defer { writesUnderWay.subtract(1, ordering: .releasing) }
                 continuation.resume(with: Result { try db.inImmediateTransaction { try body(db) } })
             }
             whileQueued()
@@ -225,6 +264,28 @@ extension Database {
     /// BEGIN and COMMIT are stepped through the C API on cached statements.
     func inImmediateTransaction<T>(_ body: () throws -> T) throws -> T {
         try RawStatement(self, "BEGIN IMMEDIATE TRANSACTION").run()
+        return try inBegunTransaction(body)
+    }
+
+    /// `BEGIN IMMEDIATE` without waiting: `false` (and no transaction) when another connection holds the write lock.
+    /// The busy timeout is lifted for this one statement and put back.
+    func beginImmediateIfFree() throws -> Bool {
+        guard case .timeout(let timeout) = configuration.busyMode else {
+            try RawStatement(self, "BEGIN IMMEDIATE TRANSACTION").run()
+            return true
+        }
+        sqlite3_busy_timeout(sqliteConnection, 0)
+        defer { sqlite3_busy_timeout(sqliteConnection, Int32(clamping: Int((timeout * 1000).rounded(.up)))) }
+        do {
+            try RawStatement(self, "BEGIN IMMEDIATE TRANSACTION").run()
+            return true
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+            return false
+        }
+    }
+
+    /// Runs `body` in the transaction just begun: committed if it returns, rolled back if it throws.
+    func inBegunTransaction<T>(_ body: () throws -> T) throws -> T {
         do {
             let value = try body()
             try RawStatement(self, "COMMIT TRANSACTION").run()

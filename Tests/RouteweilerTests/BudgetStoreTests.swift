@@ -420,6 +420,28 @@ private func mode(_ path: String) throws -> Int {
         #expect(try await f.store.draws(envelopeID: "env-1").count == 1)
     }
 
+    /// A write finding another process's lock on the file waits for it (off the calling thread) instead of failing,
+    /// and goes through once the lock is let go within the busy timeout.
+    @Test func aWriteWaitsForAnotherConnectionsLockWithinTheBusyTimeout() async throws {
+        let f = try await BudgetFixture(.sqlite, busyTimeout: 5)
+        try await f.create()
+        var lockConfig = Configuration()
+        lockConfig.allowsUnsafeTransactions = true
+        let other = try DatabaseQueue(path: f.backing.path, configuration: lockConfig)
+        try await other.writeWithoutTransaction { try $0.execute(sql: "BEGIN IMMEDIATE") }
+        let started = ContinuousClock.now
+        let reservation = Task { try await f.reserve(amount: 1) }
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(try await f.store.draws(envelopeID: "env-1").isEmpty)
+        try await other.writeWithoutTransaction { try $0.execute(sql: "COMMIT") }
+        let receipt = try await reservation.value
+        #expect(ContinuousClock.now - started >= .milliseconds(150))
+        #expect(try await f.store.draws(envelopeID: "env-1").map(\.id) == [receipt.receiptId])
+        // And the next write, with the lock free, runs at once.
+        _ = try await f.reserve(amount: 1)
+        #expect(try await f.store.draws(envelopeID: "env-1").count == 2)
+    }
+
     static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     private func expectBusy(_ f: BudgetFixture) async throws {

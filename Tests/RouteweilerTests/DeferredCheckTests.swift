@@ -11,8 +11,8 @@ final class EventLog: Sendable {
     let events = Mutex<[FlowEvent]>([])
 }
 
-/// An offer's deferred check (the BOLT-11 signature) runs alongside the budget reservation, and the reservation and
-/// intent are committed only if it passes: a bad invoice still changes nothing, on either backend.
+/// An offer's deferred check (the BOLT-11 signature) runs alongside routing, and must pass before anything is
+/// reserved or recorded: a bad invoice still changes nothing, on either backend.
 @Suite struct DeferredCheckTests {
     let factory = ChallengeFactory()
     static let fmv = StaticFmvProvider(btcPrices: [.usd: 60_000])
@@ -101,56 +101,42 @@ final class EventLog: Sendable {
         #expect(selected.map(\.payee.identifier) == [payee])
     }
 
-    /// The store gives the check's error when both the check and the reservation fail, commits nothing when only the
-    /// check fails, runs the check once, and waits for a slow check before committing.
-    @Test(arguments: Backend.available)
-    func theStoreCommitsOnlyWhenTheCheckPasses(_ backend: Backend) async throws {
-        let backing = try await StoreUnderTest(backend, name: "deferred-store")
-        let store = try backing.budgetStore()
-        let journal = try backing.paymentJournal()
-        _ = try await store.createEnvelope(BudgetEnvelope(id: "env-s", capMinorUnits: 10, capCurrency: .usd,
-                                                          allowedRails: [.l402], ttlSeconds: 3600), now: Date())
-        let runs = Mutex(0)
-        func check(passing: Bool, delay: Duration = .zero) -> DeferredOfferCheck {
+    /// A check started in the background and asked for from several threads runs once; a `run()` that comes while
+    /// it is under way waits for its outcome; a failure is kept and given to every caller.
+    @Test func aStartedCheckRunsOnceAndEveryCallerGetsItsOutcome() async throws {
+        let runs = Atomic<Int>(0)
+        func check(passing: Bool, delay: Double) -> DeferredOfferCheck {
             DeferredOfferCheck {
-                runs.withLock { $0 += 1 }
-                if delay > .zero { Thread.sleep(forTimeInterval: Double(delay.components.attoseconds) / 1e18) }
+                runs.add(1, ordering: .relaxed)
+                Thread.sleep(forTimeInterval: delay)
                 guard passing else { throw ChallengeError("Invalid BOLT-11 invoice: invalidSignature", rail: .l402) }
                 return "02ab"
             }
         }
-        func intent(_ n: Int) -> PaymentIntent {
-            PaymentIntent(id: "intent-\(n)", requestID: "req-\(n)", rail: .l402, origin: "http://127.0.0.1:9",
-                          url: "http://127.0.0.1:9/p", envelopeID: "env-s", drawID: nil, settleMinorUnits: 1,
-                          paymentHash: String(repeating: "0", count: 64), invoice: nil, credentialPrefix: nil,
-                          credentialScope: nil, credentialExpiresAt: nil, createdAt: Date())
-        }
-        func reserve(_ n: Int, amount: Int64, _ c: DeferredOfferCheck) async throws -> DrawReceipt {
-            try await store.reserve(envelopeID: "env-s", requestID: "req-\(n)", idempotencyKey: "key-\(n)",
-                                    amountMinorUnits: amount, rail: .l402, lease: .seconds(60), now: Date(),
-                                    recording: intent(n), in: journal, provided: c)
-        }
-
-        // Over the cap and a failing check: the check's error.
-        await #expect(throws: ChallengeError.self) { _ = try await reserve(1, amount: 50, check(passing: false)) }
-        // Within the cap, failing check: nothing written.
-        await #expect(throws: ChallengeError.self) { _ = try await reserve(2, amount: 1, check(passing: false)) }
-        #expect(try await store.draws(envelopeID: "env-s").isEmpty)
-        #expect(try await journal.pending().isEmpty)
-        // Over the cap, passing check: the budget's error.
-        await #expect(throws: BudgetExceededError.self) { _ = try await reserve(3, amount: 50, check(passing: true)) }
-        // A slow passing check: committed, with the intent naming the draw, the check run once.
-        runs.withLock { $0 = 0 }
-        let slow = check(passing: true, delay: .milliseconds(30))
-        let receipt = try await reserve(4, amount: 2, slow)
-        #expect(runs.withLock { $0 } == 1)
+        // Started, then awaited while the background run is (very likely) under way: one run, its payee.
+        let slow = check(passing: true, delay: 0.05)
+        #expect(slow.payeeIdentifier == nil)
+        slow.start()
+        try await Task.sleep(for: .milliseconds(10))
+        try slow.run()
         #expect(slow.payeeIdentifier == "02ab")
-        let draws = try await store.draws(envelopeID: "env-s")
-        #expect(draws.map(\.id) == [receipt.receiptId])
-        #expect(try await journal.pending().map(\.drawID) == [receipt.receiptId])
-        try await store.verify(receipt)
-        let balance = try await store.balance(envelopeID: "env-s")
-        #expect(balance.reservedMinorUnits == 2)
+        #expect(runs.load(ordering: .relaxed) == 1)
+
+        // Many callers at once, some starting it, some running it: still one run, and all see the failure.
+        runs.store(0, ordering: .relaxed)
+        let failing = check(passing: false, delay: 0.02)
+        let failures = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<16 {
+                group.addTask {
+                    if i.isMultiple(of: 2) { failing.start() }
+                    do { try failing.run(); return false } catch { return error is ChallengeError }
+                }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(failures == 16)
+        #expect(runs.load(ordering: .relaxed) == 1)
+        #expect(failing.payeeIdentifier == nil)
     }
 
     /// Without a budget store and journal the router runs the check at once, and a bad invoice is refused while

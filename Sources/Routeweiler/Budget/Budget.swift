@@ -221,15 +221,6 @@ public protocol BudgetStore: Sendable {
                  rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
                  in journal: any PaymentJournal) async throws -> DrawReceipt
 
-    /// Reserves and records `intent` like
-    /// ``reserve(envelopeID:requestID:idempotencyKey:amountMinorUnits:rail:lease:now:recording:in:)``, provided
-    /// that `check` passes: a store that can runs the check while it writes and commits only if it passes;
-    /// the default runs it first. Either way, a failed check leaves nothing reserved or recorded.
-    /// - Throws: the check's error when it fails (whatever else went wrong), else the reservation's errors.
-    func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
-                 rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
-                 in journal: any PaymentJournal, provided check: DeferredOfferCheck) async throws -> DrawReceipt
-
     /// Settles a draw (as ``settle(drawID:amountMinorUnits:now:)``) and marks the intent `succeeded` with its
     /// proof; in one transaction when the store shares its database with `journal`.
     func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
@@ -243,15 +234,6 @@ extension BudgetStore {
         try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                                    amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
                                    recording: intent, in: journal)
-    }
-
-    public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
-                        rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
-                        in journal: any PaymentJournal, provided check: DeferredOfferCheck) async throws -> DrawReceipt {
-        try check.run()
-        return try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                                 amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
-                                 recording: intent, in: journal)
     }
 
     public func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
