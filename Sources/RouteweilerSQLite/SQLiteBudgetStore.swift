@@ -344,16 +344,17 @@ public final class SQLiteBudgetStore: BudgetStore {
     public func sweepExpired(now: Date) async throws -> Int {
         let cutoff = BudgetTime.text(now)
         return try await write { db in
-            try db.execute(
-                sql: """
-                    UPDATE draws SET state = 'rolled_back'
-                    WHERE state = 'reserved' AND expires_at < ?
-                      AND id NOT IN (SELECT draw_id FROM payment_intents WHERE state = 'pending' AND draw_id IS NOT NULL)
-                    """,
-                arguments: [cutoff])
+            try db.execute(sql: Self.sweepSQL, arguments: [cutoff])
             return db.changesCount
         }
     }
+
+    /// The sweep: envelope by envelope through `draws_envelope_state`, so it reads the reserved draws only.
+    package static let sweepSQL = """
+        UPDATE draws SET state = 'rolled_back'
+        WHERE envelope_id IN (SELECT id FROM envelopes) AND state = 'reserved' AND expires_at < ?
+          AND id NOT IN (SELECT draw_id FROM payment_intents WHERE state = 'pending' AND draw_id IS NOT NULL)
+        """
 
     public func draws(envelopeID: String) async throws -> [DrawRecord] {
         try await read { db in

@@ -126,6 +126,71 @@ import Testing
         #expect(balance.reservedMinorUnits == 10 && balance.settledMinorUnits == 17 && balance.remainingMinorUnits == 73)
     }
 
+    /// Migration v8 rebuilds `draws` and `payment_intents` as WITHOUT ROWID tables: every row, the totals, the
+    /// triggers that keep them and the pending intents come through; the `(state, expires_at)` index is gone and the
+    /// sweeper still releases exactly the expired, unjournalled reservations.
+    @Test func theWithoutRowidMigrationKeepsEveryRowAndTheTotals() async throws {
+        let path = temporaryDatabasePath("v8")
+        let keys = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString)
+            .appendingPathComponent("keys")
+        do {
+            let old = try DatabasePool(path: path)
+            try RouteweilerDatabase.migrator.migrate(old, upTo: "v7-credentials-origin-recent")
+            try await old.write { db in
+                try db.execute(sql: """
+                    INSERT INTO envelopes(id, cap_minor_units, cap_currency, allowed_rails, allowed_origins_glob, status,
+                      created_at, expires_at, counter_public_key) VALUES
+                      ('old', 100, 'USD', '["l402"]', '[]', 'active', '2026-01-01T00:00:00.000000+00:00',
+                       '2099-01-01T00:00:00.000000+00:00', 'k');
+                    INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
+                      amount_settled_minor_units, rail_quoted, state, issued_at, expires_at, settled_at, signature) VALUES
+                      ('d1', 'old', 'r1', 'k1', 10, NULL, 'l402', 'reserved', '2026-01-01T00:00:00.000000+00:00',
+                       '2026-01-01T00:10:00.000000+00:00', NULL, 'sig1'),
+                      ('d2', 'old', 'r2', 'k2', 20, 17, 'l402', 'settled', '2026-01-01T00:00:01.000000+00:00',
+                       '2026-01-01T00:10:01.000000+00:00', '2026-01-01T00:00:02.000000+00:00', 'sig2'),
+                      ('d3', 'old', 'r3', 'k3', 5, NULL, 'l402', 'reserved', '2026-01-01T00:00:03.000000+00:00',
+                       '2026-01-01T00:10:03.000000+00:00', NULL, 'sig3');
+                    INSERT INTO payment_intents(id, request_id, rail, origin, envelope_id, draw_id, state, created_at,
+                      details_json) VALUES ('i3', 'r3', 'l402', 'http://127.0.0.1:1', 'old', 'd3', 'pending',
+                      '2026-01-01T00:00:03.000000+00:00', '{}');
+                    """)
+            }
+        }
+        let store = try SQLiteBudgetStore(path: path, keystore: EnvelopeKeystore(directory: keys))
+        let draws = try await store.draws(envelopeID: "old")
+        #expect(draws.map(\.id) == ["d1", "d2", "d3"])
+        #expect(draws.map(\.state) == [.reserved, .settled, .reserved])
+        #expect(draws[1].amountSettledMinorUnits == 17 && draws[1].idempotencyKey == "k2")
+        var balance = try await store.balance(envelopeID: "old")
+        #expect(balance.reservedMinorUnits == 15 && balance.settledMinorUnits == 17)
+        #expect(try await SQLitePaymentJournal(path: path).pending().map(\.drawID) == ["d3"])
+
+        let schema = try await otherConnection(path).read { db in
+            try Row.fetchAll(db, sql: "SELECT name, sql FROM sqlite_master WHERE tbl_name IN ('draws', 'payment_intents')")
+                .map { ($0["name"] as String, ($0["sql"] as String?) ?? "") }
+        }
+        #expect(schema.contains { $0.0 == "draws" && $0.1.contains("WITHOUT ROWID") }, "\(schema)")
+        #expect(schema.contains { $0.0 == "payment_intents" && $0.1.contains("WITHOUT ROWID") }, "\(schema)")
+        #expect(!schema.contains { $0.0 == "draws_state_expires" })
+        #expect(Set(schema.map(\.0)).isSuperset(of: ["draws_envelope_state", "draws_totals_insert", "draws_totals_update",
+                                                   "draws_totals_delete", "payment_intents_pending"]), "\(schema)")
+
+        // The triggers still keep the totals; the sweep releases d1 (expired) and keeps d3 (its intent is pending).
+        try await store.settle(drawID: "d2", amountMinorUnits: 99, now: Date())  // already settled: unchanged
+        #expect(try await store.sweepExpired(now: Date()) == 1)
+        balance = try await store.balance(envelopeID: "old")
+        #expect(balance.reservedMinorUnits == 5 && balance.settledMinorUnits == 17)
+        #expect(try await store.draws(envelopeID: "old").map(\.state) == [.rolledBack, .settled, .reserved])
+
+        // The sweep reads the reserved draws of each envelope through draws_envelope_state, not the whole table.
+        let plan = try await otherConnection(path).read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteBudgetStore.sweepSQL, arguments: ["x"])
+                .map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("draws_envelope_state") }, "\(plan)")
+        #expect(!plan.contains { $0.hasPrefix("SCAN draws") }, "\(plan)")
+    }
+
     @Test(arguments: Backend.available) func theReservationAndTheIntentCommitTogether(_ backend: Backend) async throws {
         let backing = try await StoreUnderTest(backend, name: "atomic")
         var config = RouteweilerClient.Configuration(funding: [])
