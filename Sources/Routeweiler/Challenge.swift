@@ -125,6 +125,7 @@ public struct PaymentOffer: Sendable {
 public final class DeferredOfferCheck: Sendable {
     private let body: @Sendable () throws -> String?
     private let outcome = Mutex<Result<String?, any Error>?>(nil)
+    private let started = Atomic<Bool>(false)
 
     /// - Parameter body: throws a ``RouteweilerError`` when the offer must not be paid; returns the payee
     ///   identifier it established, if any.
@@ -136,7 +137,9 @@ public final class DeferredOfferCheck: Sendable {
     ///
     /// The background run takes the check only if nobody else is running it; a ``run()`` that comes first runs it
     /// itself, and one that comes while the background run is under way waits for its outcome.
+    /// Starting it again does nothing.
     public func start() {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
         Task.detached(priority: Task.currentPriority) { [self] in
             _ = outcome.withLockIfAvailable { state in
                 if state == nil { state = Result { try body() } }

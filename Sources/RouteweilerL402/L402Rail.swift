@@ -81,6 +81,17 @@ public struct L402Rail: Rail {
         if invoice.isExpired(now: now) {
             return .rejected(ChallengeExpiredError("the invoice expired at \(invoice.expiresAt) (unix)", rail: .l402))
         }
+        // The signature (and the payee's key recovered from it) is the offer's deferred check, which must pass
+        // before anything is reserved or paid. It starts now, on another thread, while this offer is normalised and
+        // routed.
+        let check = DeferredOfferCheck {
+            do {
+                return try unverified.verified().payeePublicKey.hexString
+            } catch {
+                throw ChallengeError("Invalid BOLT-11 invoice: \(error)", rail: .l402, cause: error)
+            }
+        }
+        check.start()
         let macaroon = try? Macaroon(base64: parsed.macaroon)
         if let macaroon {
             if let boundHash = Self.paymentHash(of: macaroon), boundHash != invoice.paymentHash {
@@ -108,15 +119,6 @@ public struct L402Rail: Rail {
             expiresAt: Date(timeIntervalSince1970: TimeInterval(expiresAt)),
             raw: ["kind": "l402", "scheme": parsed.scheme.rawValue, "invoice": parsed.invoice,
                   "macaroonFingerprint": "sha256:" + fingerprint, "network": invoice.network.rawValue])
-        // The signature (and the payee's key recovered from it) is checked by the deferred check: before paying,
-        // alongside the budget reservation when there is one.
-        let check = DeferredOfferCheck {
-            do {
-                return try unverified.verified().payeePublicKey.hexString
-            } catch {
-                throw ChallengeError("Invalid BOLT-11 invoice: \(error)", rail: .l402, cause: error)
-            }
-        }
         return .offer(PaymentOffer(rail: .l402, challenge: challenge,
                                      details: L402Offer(challenge: parsed, invoice: invoice, macaroon: macaroon),
                                      deferredCheck: check))

@@ -369,7 +369,19 @@ private struct ChallengeFieldParser {
     mutating func parseQuotedString(name: String) throws(ChallengeParseError) -> String {
         let open = pos
         pos += 1
+        // The common case: no escapes and no control characters before the closing quote, one slice.
+        var end = pos
+        while end < bytes.count {
+            let c = bytes[end]
+            if c == dquote || c == backslash || c < 0x20 && c != 0x09 || c == 0x7F { break }
+            end += 1
+        }
+        if end < bytes.count, bytes[end] == dquote {
+            defer { pos = end + 1 }
+            return string(pos..<end)
+        }
         var out: [UInt8] = []
+        out.reserveCapacity(end - pos + 16)
         while true {
             guard let c = current else {
                 throw ChallengeParseError(.unterminatedQuotedString, "unterminated quoted-string in the value of '\(name)'", offset: open)

@@ -25,6 +25,8 @@ public struct LightningNetwork: Hashable, Sendable, Codable, CustomStringConvert
 
     /// All known networks.
     public static let allKnown: [LightningNetwork] = [.bitcoin, .bitcoinTestnet, .bitcoinSignet, .bitcoinRegtest]
+    /// ``allKnown``, longest BOLT-11 prefix first (`lnbcrt` before `lnbc`, `lntbs` before `lntb`).
+    static let longestPrefixFirst = allKnown.sorted { $0.bolt11Prefix.count > $1.bolt11Prefix.count }
 
     /// Looks a network up by canonical name, or by the aliases `mainnet`, `testnet`, `signet`, `regtest`.
     public init?(rawValue: String) {
@@ -313,9 +315,7 @@ public struct Bolt11Invoice: Sendable, Hashable {
         // Human-readable part: "ln" + currency + optional amount.
         guard hrp.hasPrefix("ln") else { throw .unknownNetwork(hrp) }
         // Longest prefix first: lnbcrt before lnbc, lntbs before lntb.
-        guard let network = LightningNetwork.allKnown
-            .sorted(by: { $0.bolt11Prefix.count > $1.bolt11Prefix.count })
-            .first(where: { hrp.hasPrefix($0.bolt11Prefix) })
+        guard let network = LightningNetwork.longestPrefixFirst.first(where: { hrp.hasPrefix($0.bolt11Prefix) })
         else {
             throw .unknownNetwork(String(hrp.dropFirst(2).prefix { !$0.isNumber }))
         }

@@ -52,7 +52,8 @@ public struct L402Challenge: Sendable, Hashable {
         guard let rawMacaroon = challenge.parameter("macaroon") ?? challenge.parameter("token") else {
             throw ChallengeParseError(.missingParameter, "Cannot parse WWW-Authenticate as L402/LSAT: no macaroon parameter")
         }
-        let macaroon = trimmedASCIIWhitespace(rawMacaroon.split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? "")
+        let firstPart = rawMacaroon.utf8.firstIndex(of: UInt8(ascii: ",")).map { rawMacaroon[..<$0] } ?? rawMacaroon[...]
+        let macaroon = trimmedASCIIWhitespace(firstPart)
         guard !macaroon.isEmpty else {
             throw ChallengeParseError(.missingParameter, "Cannot parse WWW-Authenticate as L402/LSAT: empty macaroon")
         }
@@ -109,11 +110,13 @@ public struct L402Challenge: Sendable, Hashable {
 }
 
 /// Trims spaces, tabs, CR and LF from both ends.
-func trimmedASCIIWhitespace(_ s: some StringProtocol) -> String {
-    let ws: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
-    let u = Array(s.utf8)
-    var lo = 0, hi = u.count
-    while lo < hi, ws.contains(u[lo]) { lo += 1 }
-    while hi > lo, ws.contains(u[hi - 1]) { hi -= 1 }
-    return String(decoding: u[lo..<hi], as: UTF8.self)
+func trimmedASCIIWhitespace(_ s: String) -> String { trimmedASCIIWhitespace(s[...]) }
+
+func trimmedASCIIWhitespace(_ s: Substring) -> String {
+    func isWhitespace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+    let u = s.utf8
+    var lo = u.startIndex, hi = u.endIndex
+    while lo < hi, isWhitespace(u[lo]) { lo = u.index(after: lo) }
+    while hi > lo, isWhitespace(u[u.index(before: hi)]) { hi = u.index(before: hi) }
+    return String(s[lo..<hi])
 }

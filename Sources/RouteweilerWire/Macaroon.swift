@@ -421,7 +421,7 @@ public struct Macaroon: Sendable, Hashable {
         caveats.compactMap { caveat -> (key: String, value: String)? in
             guard caveat.isFirstParty,
                   let text = String(validating: caveat.identifier, as: UTF8.self),
-                  let eq = text.firstIndex(of: "=") else { return nil }
+                  let eq = text.utf8.firstIndex(of: UInt8(ascii: "=")) else { return nil }
             return (trimmedASCIIWhitespace(text[..<eq]), trimmedASCIIWhitespace(text[text.index(after: eq)...]))
         }
     }

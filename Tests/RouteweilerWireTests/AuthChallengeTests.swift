@@ -82,6 +82,15 @@ struct AuthChallengeParserTests {
         #expect(challenges[1].parameters == [.init(name: "id", value: "x")])
     }
 
+    @Test func quotedStringsWithAndWithoutEscapes() throws {
+        let c = try AuthChallenge.parse([#"L402 macaroon="a\"b", invoice="x\\y", realm="a, b"# + "\t" + #"c", note="", id="\q""#])[0]
+        #expect(c["macaroon"] == #"a"b"#)
+        #expect(c["invoice"] == #"x\y"#)
+        #expect(c["realm"] == "a, b\tc")
+        #expect(c["note"] == "")
+        #expect(c["id"] == "q")
+    }
+
     @Test func schemeWithoutParametersBeforeAnother() throws {
         let challenges = try AuthChallenge.parse(["Basic, L402 macaroon=m, invoice=i, Digest"])
         #expect(challenges.map(\.scheme) == ["Basic", "L402", "Digest"])
