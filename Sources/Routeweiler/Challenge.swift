@@ -118,10 +118,11 @@ public struct PaymentOffer: Sendable {
 /// invoice's signature (and recovering the payee's key from it) is the dearest step of routing an L402 challenge.
 ///
 /// The check runs once; its outcome is kept. It must pass before any money moves: the rail runs it again (for free)
-/// before paying. With a budget envelope and a payment journal, the router starts it on another thread as soon as
-/// the offer is found and the client waits for its outcome just before reserving, so it overlaps the rest of
-/// routing and a bad offer still changes nothing (no reservation, no intent). Otherwise the router runs it at once,
-/// and a failure rejects the offer as if the rail had found it while parsing.
+/// before paying. A rail may ``start()`` it on another thread as soon as it has what the check needs (the L402 rail
+/// does, once the invoice is decoded), and the router starts it otherwise. With a budget envelope and a payment
+/// journal, the client waits for its outcome just before reserving, so it overlaps the rest of routing and a bad
+/// offer still changes nothing (no reservation, no intent). Otherwise the router waits for it at once, and a failure
+/// rejects the offer as if the rail had found it while parsing.
 public final class DeferredOfferCheck: Sendable {
     private let body: @Sendable () throws -> String?
     private let outcome = Mutex<Result<String?, any Error>?>(nil)
