@@ -15,8 +15,9 @@ struct SequentialPaidReport: Codable, Sendable {
     var totalMs: Summary
     /// challenge (first round trip), pay (the LND call), paid_retry (second round trip), bookkeeping (the rest).
     var phasesMs: [String: Summary]
-    /// Bookkeeping split: route (parse, policy, FMV, up to the reservation), reserve_journal (reservation and intent, the
-    /// offer's deferred check alongside, up to the payment), settle_resolve, trace (finish and trace row).
+    /// Bookkeeping split: route (parse, policy, FMV, and what is left of the invoice signature check running on
+    /// another thread, up to the reservation), reserve_journal (reservation and intent, up to the payment),
+    /// settle_resolve, trace (finish and trace row).
     var bookkeepingSplitMs: [String: Summary]
     /// Payments the payee side saw (fake LND payments or ledger transfers); `nil` for an external target.
     var payeePayments: Int?
