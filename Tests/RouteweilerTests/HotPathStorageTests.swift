@@ -100,27 +100,35 @@ import Testing
         #expect(sums.settled == 30 * 7)
     }
 
-    @Test func theMigrationBackfillsTotalsForDrawsWrittenBeforeIt() async throws {
-        let path = temporaryDatabasePath("backfill")
+    /// A database file migrated up to `migration` only, with envelope `old` (cap 100 USD) and `rows` inserted;
+    /// returns its path and the keystore directory next to it.
+    static func olderDatabase(_ name: String, upTo migration: String, rows: String) async throws
+        -> (path: String, keys: String)
+    {
+        let path = temporaryDatabasePath(name)
         let keys = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString)
             .appendingPathComponent("keys")
-        do {
-            let old = try DatabasePool(path: path)
-            try RouteweilerDatabase.migrator.migrate(old, upTo: "v3-intent-details")
-            try await old.write { db in
-                try db.execute(sql: """
+        let old = try DatabasePool(path: path)
+        try RouteweilerDatabase.migrator.migrate(old, upTo: migration)
+        try await old.write { db in
+            try db.execute(sql: """
                     INSERT INTO envelopes(id, cap_minor_units, cap_currency, allowed_rails, allowed_origins_glob, status,
                       created_at, expires_at, counter_public_key) VALUES
                       ('old', 100, 'USD', '["l402"]', '[]', 'active', '2026-01-01T00:00:00.000000+00:00',
                        '2099-01-01T00:00:00.000000+00:00', 'k');
+                """ + rows)
+        }
+        return (path, keys)
+    }
+
+    @Test func theMigrationBackfillsTotalsForDrawsWrittenBeforeIt() async throws {
+        let (path, keys) = try await Self.olderDatabase("backfill", upTo: "v3-intent-details", rows: """
                     INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
                       amount_settled_minor_units, rail_quoted, state, issued_at, expires_at) VALUES
                       ('d1', 'old', 'r1', 'k1', 10, NULL, 'l402', 'reserved', 'x', 'y'),
                       ('d2', 'old', 'r2', 'k2', 20, 17, 'l402', 'settled', 'x', 'y'),
                       ('d3', 'old', 'r3', 'k3', 40, NULL, 'l402', 'rolled_back', 'x', 'y');
                     """)
-            }
-        }
         let store = try SQLiteBudgetStore(path: path, keystore: EnvelopeKeystore(directory: keys))
         let balance = try await store.balance(envelopeID: "old")
         #expect(balance.reservedMinorUnits == 10 && balance.settledMinorUnits == 17 && balance.remainingMinorUnits == 73)
@@ -130,18 +138,7 @@ import Testing
     /// triggers that keep them and the pending intents come through; the `(state, expires_at)` index is gone and the
     /// sweeper still releases exactly the expired, unjournalled reservations.
     @Test func theWithoutRowidMigrationKeepsEveryRowAndTheTotals() async throws {
-        let path = temporaryDatabasePath("v8")
-        let keys = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString)
-            .appendingPathComponent("keys")
-        do {
-            let old = try DatabasePool(path: path)
-            try RouteweilerDatabase.migrator.migrate(old, upTo: "v7-credentials-origin-recent")
-            try await old.write { db in
-                try db.execute(sql: """
-                    INSERT INTO envelopes(id, cap_minor_units, cap_currency, allowed_rails, allowed_origins_glob, status,
-                      created_at, expires_at, counter_public_key) VALUES
-                      ('old', 100, 'USD', '["l402"]', '[]', 'active', '2026-01-01T00:00:00.000000+00:00',
-                       '2099-01-01T00:00:00.000000+00:00', 'k');
+        let (path, keys) = try await Self.olderDatabase("v8", upTo: "v7-credentials-origin-recent", rows: """
                     INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
                       amount_settled_minor_units, rail_quoted, state, issued_at, expires_at, settled_at, signature) VALUES
                       ('d1', 'old', 'r1', 'k1', 10, NULL, 'l402', 'reserved', '2026-01-01T00:00:00.000000+00:00',
@@ -154,8 +151,6 @@ import Testing
                       details_json) VALUES ('i3', 'r3', 'l402', 'http://127.0.0.1:1', 'old', 'd3', 'pending',
                       '2026-01-01T00:00:03.000000+00:00', '{}');
                     """)
-            }
-        }
         let store = try SQLiteBudgetStore(path: path, keystore: EnvelopeKeystore(directory: keys))
         let draws = try await store.draws(envelopeID: "old")
         #expect(draws.map(\.id) == ["d1", "d2", "d3"])
