@@ -43,7 +43,7 @@ final class EventLog: Sendable {
     }
 
     @Test(arguments: Backend.available)
-    func aBadSignatureFoundAlongsideTheReservationLeavesNothingBehind(_ backend: Backend) async throws {
+    func aBadSignatureLeavesNothingReservedOrRecorded(_ backend: Backend) async throws {
         let backing = try await StoreUnderTest(backend, name: "deferred-bad")
         let node = TableNode()
         let transport = ScriptedTransport([.respond(ScriptedTransport.challenge([try badSignatureHeader()]))])
