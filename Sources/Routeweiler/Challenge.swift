@@ -119,10 +119,10 @@ public struct PaymentOffer: Sendable {
 ///
 /// The check runs once; its outcome is kept. It must pass before any money moves: the rail runs it again (for free)
 /// before paying. A rail may ``start()`` it on another thread as soon as it has what the check needs (the L402 rail
-/// does, once the invoice is decoded), and the router starts it otherwise. With a budget envelope and a payment
-/// journal, the client waits for its outcome just before reserving, so it overlaps the rest of routing and a bad
-/// offer still changes nothing (no reservation, no intent). Otherwise the router waits for it at once, and a failure
-/// rejects the offer as if the rail had found it while parsing.
+/// does, once the invoice is decoded), and the router starts it otherwise. With a budget envelope, the client waits
+/// for its outcome just before reserving, so it overlaps the rest of routing and a bad offer still changes nothing
+/// (no reservation, no intent). Otherwise the router waits for it at once, and a failure rejects the offer as if the
+/// rail had found it while parsing.
 public final class DeferredOfferCheck: Sendable {
     private let body: @Sendable () throws -> String?
     private let outcome = Mutex<Result<String?, any Error>?>(nil)

@@ -417,8 +417,7 @@ public final class RouteweilerClient: Sendable {
                     referenceCurrency: envelope?.currency ?? configuration.policy.currency, envelopeID: envelope?.id,
                     envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.allowedOrigins, fmv: fmv,
                     stickyRail: sticky.rail(for: stickyKey, now: Date()),
-                    deferChecks: envelope != nil && configuration.budgetStore != nil
-                        && configuration.paymentJournal != nil)
+                    deferChecks: envelope != nil && configuration.budgetStore != nil)
                 let challengeSpan = observability.child("routeweiler.challenge")
                 let decision = await router.route(ChallengeContext(request: request, response: response, now: Date()),
                                                   limits: limits)

@@ -139,7 +139,7 @@ final class EventLog: Sendable {
         #expect(failing.payeeIdentifier == nil)
     }
 
-    /// Without a budget store and journal the router runs the check at once, and a bad invoice is refused while
+    /// Without a budget envelope the router runs the check at once, and a bad invoice is refused while
     /// routing, as a rejected offer.
     @Test func withoutABudgetTheCheckRunsWhileRouting() async throws {
         let node = TableNode()
