@@ -498,7 +498,8 @@ public final class RouteweilerClient: Sendable {
                         // reserved or recorded for an offer that fails it.
                         try candidate.offer.deferredCheck?.run()
                         if let journal, let intent {
-                            receipt = try await store.reserve(
+                            // The receipt's signature is not needed to pay: a store may make it after the payment.
+                            receipt = try await store.reserveSigningLater(
                                 envelopeID: envelope.id, requestID: requestID, idempotencyKey: key,
                                 amountMinorUnits: quote.capMinorUnits, rail: candidate.offer.rail,
                                 lease: configuration.reservationLease, now: Date(), recording: intent, in: journal)

@@ -15,9 +15,12 @@ import Synchronization
 /// ```
 ///
 /// Every reservation is one `BEGIN IMMEDIATE` transaction: the envelope checks, the idempotency lookup, the cap
-/// arithmetic, the insert and the receipt signature all happen under SQLite's write lock, so the cap holds across
-/// tasks and across processes sharing the file. The signature is stored in the draw row, so a replay returns the
-/// first receipt byte for byte and a failure to load the key leaves no reservation behind.
+/// arithmetic, the signing key's check and the insert all happen under SQLite's write lock, so the cap holds across
+/// tasks and across processes sharing the file. The receipt's signature is stored in the draw row, so a replay
+/// returns the first receipt byte for byte and a failure to load the key leaves no reservation behind. The client's
+/// reservation (``reserveSigningLater(envelopeID:requestID:idempotencyKey:amountMinorUnits:rail:lease:now:recording:in:)``)
+/// stores the signature with the settlement instead, so the Ed25519 signature is made while the paid retry is on
+/// the wire rather than before the payment.
 ///
 /// Timestamps are written fixed-width (`2026-01-02T03:04:05.000000+00:00`, always six fraction digits) so that the
 /// sweeper's string comparison `expires_at < now` is a correct time comparison.
@@ -36,6 +39,9 @@ public final class SQLiteBudgetStore: BudgetStore {
     /// Decoded envelope rows by id, with the row's text they came from: a reservation re-reads the row under the
     /// write lock every time, and decodes it again only when a column changed.
     private let decodedEnvelopes = Mutex<[String: (source: EnvelopeRowText, record: EnvelopeRecord)]>([:])
+    /// Receipts of draws reserved by ``reserveSigningLater(envelopeID:requestID:idempotencyKey:amountMinorUnits:rail:lease:now:recording:in:)``
+    /// and not signed yet, with their (checked) key, by draw id: signed when the draw is settled or released.
+    private let unsignedReceipts = Mutex<[String: (receipt: DrawReceipt, key: EnvelopeSigningKey)]>([:])
 
     /// Opens (or creates) the database at `path` and runs the migrations.
     /// - Parameters:
@@ -150,7 +156,7 @@ public final class SQLiteBudgetStore: BudgetStore {
         return try await reserve(
             Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                         amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
-            intent: nil)
+            intent: nil, signNow: true)
     }
 
     /// Reserves and journals the intent in one transaction when `journal` is an ``SQLitePaymentJournal`` on this
@@ -168,7 +174,30 @@ public final class SQLiteBudgetStore: BudgetStore {
         return try await reserve(
             Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                         amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
-            intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)))
+            intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)), signNow: true)
+    }
+
+    /// Reserves and journals the intent in one transaction like
+    /// ``reserve(envelopeID:requestID:idempotencyKey:amountMinorUnits:rail:lease:now:recording:in:)``, with the
+    /// signing key checked against the envelope's row, but returns the receipt unsigned: its signature is made
+    /// outside the write lock when the draw is settled or released, and stored with that change (a replay, the
+    /// sweeper or ``receipt(drawID:)`` sign a row still without one).
+    public func reserveSigningLater(envelopeID: String, requestID: String, idempotencyKey: String,
+                                    amountMinorUnits: Int64, rail: RailID, lease: Duration, now: Date,
+                                    recording intent: PaymentIntent, in journal: any PaymentJournal) async throws
+        -> DrawReceipt
+    {
+        guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
+            return try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                                     amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
+                                     recording: intent, in: journal)
+        }
+        let leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
+                                                       idempotencyKey: idempotencyKey)
+        return try await reserve(
+            Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                        amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
+            intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)), signNow: false)
     }
 
     /// Settles and resolves the intent in one transaction when `journal` is an ``SQLitePaymentJournal`` on this
@@ -181,36 +210,71 @@ public final class SQLiteBudgetStore: BudgetStore {
         }
         try Self.checkedSettlement(amountMinorUnits: amountMinorUnits)
         let settledAt = BudgetTime.text(now)
+        let signature = signatureMadeLater(drawID: drawID)
         try await write { db in
-            try Self.settle(db, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: settledAt)
+            try self.settle(db, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: settledAt,
+                            signature: signature)
             try SQLitePaymentJournal.resolve(id: intentID, state: .succeeded, proof: proof, now: now, db)
         }
     }
 
     /// One `BEGIN IMMEDIATE` transaction: the reservation and, when given, the payment intent that names its draw.
     ///
-    /// The calling thread signs the receipt before the transaction, or while the writer's queue opens it when the
-    /// transaction is queued behind others (whichever of the two gets to the receipt first signs it: the writer
-    /// takes the caller's signature if the envelope row is still the one it was made for). So the Ed25519
-    /// signature is made once, and in the common case not under the write lock.
-    private func reserve(_ reservation: Reservation, intent: (PaymentIntent, details: String)?) async throws
-        -> DrawReceipt
+    /// With `signNow`, the calling thread signs the receipt before the transaction, or while the writer's queue
+    /// opens it when the transaction is queued behind others (whichever of the two gets to the receipt first signs
+    /// it: the writer takes the caller's signature if the envelope row is still the one it was made for). So the
+    /// Ed25519 signature is made once, and in the common case not under the write lock. Without, the new draw's
+    /// receipt waits in ``unsignedReceipts`` for its settlement or release.
+    private func reserve(_ reservation: Reservation, intent: (PaymentIntent, details: String)?, signNow: Bool)
+        async throws -> DrawReceipt
     {
-        let presigned = ReceiptPresigning()
-        return try await write({ db in
-            let receipt = try self.reserve(db, reservation, presigned: presigned)
+        let presigned = signNow ? ReceiptPresigning() : nil
+        let (receipt, signLaterWith) = try await write({ db in
+            let made = try self.reserve(db, reservation, presigned: presigned)
             if var (intent, details) = intent {
-                intent.drawID = receipt.receiptId
+                intent.drawID = made.receipt.receiptId
                 do {
                     try SQLitePaymentJournal.insert(intent, details: details, db)
                 } catch {
                     throw JournalWriteError(cause: error)  // rolls the reservation back with it
                 }
             }
-            return receipt
+            return made
         }, whileQueued: {
-            presigned.presign { presignedReceipt(reservation) }
+            presigned?.presign { presignedReceipt(reservation) }
         })
+        if let signLaterWith {
+            unsignedReceipts.withLock { $0[receipt.receiptId] = (receipt, signLaterWith) }
+        }
+        return receipt
+    }
+
+    /// The signature of a draw reserved unsigned by this store, made now (outside any transaction) and forgotten
+    /// here; `nil` when this store holds no unsigned receipt for it.
+    private func signatureMadeLater(drawID: String) -> String? {
+        guard let (receipt, key) = unsignedReceipts.withLock({ $0.removeValue(forKey: drawID) }) else { return nil }
+        return try? key.signature(for: receipt)
+    }
+
+    /// Stores the signature of a draw whose row has none: `made` when given, otherwise one made now from the row
+    /// (after a restart, or for a draw reserved by another process). Best effort: a key that cannot be loaded
+    /// leaves the row unsigned (``unverifiedDraws(envelopeID:)`` reports it) rather than failing the settlement or
+    /// release that carries it.
+    private func storeMissingSignature(_ db: Database, drawID: String, made: String?) throws {
+        if let made {
+            try db.execute(sql: "UPDATE draws SET signature = ? WHERE id = ? AND signature IS NULL",
+                           arguments: [made, drawID])
+            return
+        }
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM draws WHERE id = ? AND signature IS NULL",
+                                         arguments: [drawID]),
+            let envelopeRow = try Row.fetchOne(db, sql: "SELECT * FROM envelopes WHERE id = ?",
+                                               arguments: [row["envelope_id"] as String])
+        else { return }
+        let envelope = try Self.envelope(from: envelopeRow)
+        let receipt = Self.receipt(for: try Self.draw(from: row), envelope: envelope)
+        guard let signature = try? self.signingKey(for: envelope).signature(for: receipt) else { return }
+        try db.execute(sql: "UPDATE draws SET signature = ? WHERE id = ?", arguments: [signature, drawID])
     }
 
     /// The new draw's receipt, signed, as it will be if the envelope row has not changed since it was last decoded;
@@ -225,8 +289,15 @@ public final class SQLiteBudgetStore: BudgetStore {
         return receipt
     }
 
-    /// The reservation itself, inside the caller's write transaction (SPEC §10.3).
-    private func reserve(_ db: Database, _ r: Reservation, presigned: ReceiptPresigning) throws -> DrawReceipt {
+    /// The reservation itself, inside the caller's write transaction (SPEC §10.3). Without `presigned` the new
+    /// draw is inserted unsigned and its key is returned with its receipt, to sign it later.
+    ///
+    /// The idempotency lookup is the insert's own UNIQUE conflict: a key already used inserts nothing and is
+    /// answered with the stored receipt. A reservation the rail or the cap would refuse looks the key up first, so
+    /// a replay is answered whatever the envelope says now.
+    private func reserve(_ db: Database, _ r: Reservation, presigned: ReceiptPresigning?) throws
+        -> (receipt: DrawReceipt, signLaterWith: EnvelopeSigningKey?)
+    {
         let select = try RawStatement(db, EnvelopeRowText.select)
         select.bind(1, r.envelopeID)
         guard try select.step() else {
@@ -242,33 +313,37 @@ public final class SQLiteBudgetStore: BudgetStore {
         }
         guard r.now < envelope.expiresAt else { throw EnvelopeExpiredError(envelopeID: r.envelopeID) }
 
-        let existing = try RawStatement(db, "SELECT 1 FROM draws WHERE envelope_id = ? AND idempotency_key = ?")
-        existing.bind(1, r.envelopeID)
-        existing.bind(2, r.idempotencyKey)
-        let isReplay = try existing.step()
-        existing.reset()
-        if isReplay { return try replay(db, r, envelope: envelope) }
-
-        guard envelope.allowedRails.contains(r.rail) else {
-            throw RailNotAllowedError(envelopeID: r.envelopeID, rail: r.rail)
-        }
         let available = envelope.capMinorUnits - reserved - settled
-        guard r.amountMinorUnits <= available else {
+        guard envelope.allowedRails.contains(r.rail), r.amountMinorUnits <= available else {
+            let existing = try RawStatement(db, "SELECT 1 FROM draws WHERE envelope_id = ? AND idempotency_key = ?")
+            existing.bind(1, r.envelopeID)
+            existing.bind(2, r.idempotencyKey)
+            let isReplay = try existing.step()
+            existing.reset()
+            if isReplay { return (try replay(db, r, envelope: envelope), nil) }
+            guard envelope.allowedRails.contains(r.rail) else {
+                throw RailNotAllowedError(envelopeID: r.envelopeID, rail: r.rail)
+            }
             // A revived draw can settle above its reservation, so `available` may be negative; report 0.
             throw BudgetExceededError(envelopeID: r.envelopeID, requestedMinorUnits: r.amountMinorUnits,
                                       availableMinorUnits: max(0, available))
         }
+        // The key is checked against the envelope's public key when it is loaded: a swapped key file refuses the
+        // reservation before anything is written, signed now or later.
+        let key = try self.signingKey(for: envelope)
         var receipt = r.receipt(envelope: envelope)
-        if let signed = presigned.take(), signed.withSignature("") == receipt {
-            receipt.signature = signed.signature
-        } else {
-            // The key is checked against the envelope's public key when it is loaded.
-            receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
+        if let presigned {
+            if let signed = presigned.take(), signed.withSignature("") == receipt {
+                receipt.signature = signed.signature
+            } else {
+                receipt.signature = try key.signature(for: receipt)
+            }
         }
         let insert = try RawStatement(db, """
             INSERT INTO draws(id, envelope_id, request_id, idempotency_key, amount_reserved_minor_units,
               amount_settled_minor_units, rail_quoted, state, issued_at, expires_at, settled_at, signature)
             VALUES (?,?,?,?,?,NULL,?,'reserved',?,?,NULL,?)
+            ON CONFLICT(envelope_id, idempotency_key) DO NOTHING
             """)
         insert.bind(1, r.drawID)
         insert.bind(2, r.envelopeID)
@@ -278,9 +353,10 @@ public final class SQLiteBudgetStore: BudgetStore {
         insert.bind(6, r.rail.rawValue)
         insert.bind(7, r.issuedText)
         insert.bind(8, r.expiresText)
-        insert.bind(9, receipt.signature)
+        insert.bind(9, presigned == nil ? nil : receipt.signature)
         try insert.run()
-        return receipt
+        if db.changesCount == 0 { return (try replay(db, r, envelope: envelope), nil) }
+        return (receipt, presigned == nil ? key : nil)
     }
 
     /// Idempotent replay: whatever the existing row's state, its receipt (a released key stays burned).
@@ -294,8 +370,9 @@ public final class SQLiteBudgetStore: BudgetStore {
         if let signature: String = existing["signature"], !signature.isEmpty {
             receipt.signature = signature
         } else {
-            // A row from before signatures were stored: sign once and keep it.
-            receipt.signature = try self.signingKey(for: envelope).signature(for: receipt)
+            // Reserved to be signed later, or a row from before signatures were stored: sign once and keep it.
+            receipt.signature = try signatureMadeLater(drawID: draw.id)
+                ?? self.signingKey(for: envelope).signature(for: receipt)
             try db.execute(sql: "UPDATE draws SET signature = ? WHERE id = ?", arguments: [receipt.signature, draw.id])
         }
         return receipt
@@ -310,24 +387,38 @@ public final class SQLiteBudgetStore: BudgetStore {
     public func settle(drawID: String, amountMinorUnits: Int64, now: Date) async throws {
         try Self.checkedSettlement(amountMinorUnits: amountMinorUnits)
         let settledAt = BudgetTime.text(now)
+        let signature = signatureMadeLater(drawID: drawID)
         try await write { db in
-            try Self.settle(db, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: settledAt)
+            try self.settle(db, drawID: drawID, amountMinorUnits: amountMinorUnits, settledAt: settledAt,
+                            signature: signature)
         }
     }
 
-    private static func settle(_ db: Database, drawID: String, amountMinorUnits: Int64, settledAt: String) throws {
-        guard let state = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM draws WHERE id = ?"),
-                                              arguments: [drawID])
+    /// The settlement inside a write transaction, storing the receipt's signature if the row has none yet (the one
+    /// made ahead, `signature`, or one made from the row).
+    private func settle(_ db: Database, drawID: String, amountMinorUnits: Int64, settledAt: String,
+                        signature: String?) throws {
+        guard let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT state, signature IS NULL AS unsigned FROM draws WHERE id = ?"),
+            arguments: [drawID])
         else { throw DrawNotFoundError(drawID: drawID) }
-        guard state != DrawState.settled.rawValue else { return }
-        try db.cachedStatement(
-            sql: "UPDATE draws SET state = 'settled', amount_settled_minor_units = ?, settled_at = ? WHERE id = ?"
-        ).execute(arguments: [amountMinorUnits, settledAt, drawID])
+        let state: String = row["state"]
+        let unsigned: Bool = row["unsigned"]
+        if state != DrawState.settled.rawValue {
+            try db.cachedStatement(sql: """
+                UPDATE draws SET state = 'settled', amount_settled_minor_units = ?, settled_at = ?,
+                  signature = coalesce(signature, ?) WHERE id = ?
+                """).execute(arguments: [amountMinorUnits, settledAt, signature, drawID])
+            if unsigned, signature == nil { try storeMissingSignature(db, drawID: drawID, made: nil) }
+        } else if unsigned {
+            try storeMissingSignature(db, drawID: drawID, made: signature)
+        }
     }
 
     /// Releases a `reserved` draw (its payment did not happen). No-op for a settled or already released draw.
     /// - Throws: ``DrawNotFoundError`` for an unknown id.
     public func release(drawID: String, now: Date) async throws {
+        let signature = signatureMadeLater(drawID: drawID)
         try await write { db in
             try db.execute(sql: "UPDATE draws SET state = 'rolled_back' WHERE id = ? AND state = 'reserved'",
                            arguments: [drawID])
@@ -336,6 +427,7 @@ public final class SQLiteBudgetStore: BudgetStore {
             {
                 throw DrawNotFoundError(drawID: drawID)
             }
+            try self.storeMissingSignature(db, drawID: drawID, made: signature)
         }
     }
 
@@ -344,8 +436,13 @@ public final class SQLiteBudgetStore: BudgetStore {
     public func sweepExpired(now: Date) async throws -> Int {
         let cutoff = BudgetTime.text(now)
         return try await write { db in
-            try db.execute(sql: Self.sweepSQL, arguments: [cutoff])
-            return db.changesCount
+            // Swept draws reserved to be signed later get their signature now (a no-op for signed rows). The ids
+            // only: on SQLite 3.40 this RETURNING clause gave `signature IS NULL` as 0 for an unsigned row.
+            let swept = try String.fetchAll(db, sql: Self.sweepSQL + " RETURNING id", arguments: [cutoff])
+            for id in swept {
+                try self.storeMissingSignature(db, drawID: id, made: self.signatureMadeLater(drawID: id))
+            }
+            return swept.count
         }
     }
 
@@ -365,7 +462,15 @@ public final class SQLiteBudgetStore: BudgetStore {
 
     /// The stored receipt of a draw (rebuilt from its row, with the stored signature), or `nil` for an unknown id.
     public func receipt(drawID: String) async throws -> DrawReceipt? {
-        try await read { db in
+        let unsigned = try await read { db in
+            try Bool.fetchOne(db, sql: "SELECT signature IS NULL FROM draws WHERE id = ?", arguments: [drawID])
+        }
+        if unsigned == true {
+            // Reserved to be signed later: sign it now, once, so every later read returns the same bytes.
+            let made = signatureMadeLater(drawID: drawID)
+            try await write { db in try self.storeMissingSignature(db, drawID: drawID, made: made) }
+        }
+        return try await read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM draws WHERE id = ?", arguments: [drawID]),
                 let envelopeRow = try Row.fetchOne(db, sql: "SELECT * FROM envelopes WHERE id = ?",
                                                    arguments: [row["envelope_id"] as String])
@@ -393,7 +498,9 @@ public final class SQLiteBudgetStore: BudgetStore {
                 let draw = try stored.record()
                 var receipt = Self.receipt(for: draw, envelope: envelope)
                 guard let signature = stored.signature, !signature.isEmpty else {
-                    throw ReceiptVerificationError("draw \(draw.id) has no stored signature")
+                    throw ReceiptVerificationError(draw.state == .reserved
+                        ? "draw \(draw.id) is reserved and not signed yet (its payment is in flight, or stopped before it settled)"
+                        : "draw \(draw.id) has no stored signature")
                 }
                 receipt.signature = signature
                 try receipt.verifySignature(publicKeyBase64: envelope.counterPublicKey)

@@ -249,6 +249,94 @@ import Testing
         #expect(try await store.balance(envelopeID: "env-1").reservedMinorUnits == 3)
     }
 
+    /// The client's reservation may leave the receipt's Ed25519 signature for later (SQLite does: it is made while
+    /// the paid retry is on the wire). Whatever happens to the draw next — settled, released, swept, replayed,
+    /// settled by another store after a restart — its stored receipt is signed and verifies before it leaves
+    /// `reserved`, a replay stays byte-identical, and a key that does not match the envelope still refuses the
+    /// reservation before anything is written.
+    @Test(arguments: Backend.available) func aReceiptSignedLaterIsStoredBeforeTheDrawLeavesReserved(_ backend: Backend)
+        async throws
+    {
+        let backing = try await StoreUnderTest(backend, name: "sign-later")
+        var config = RouteweilerClient.Configuration(funding: [])
+        try backing.configure(&config)
+        let store = try #require(config.budgetStore as? any InspectableBudgetStore)
+        let journal = try #require(config.paymentJournal)
+        _ = try await store.createEnvelope(Self.envelope(cap: 50), now: Self.t0)
+        func intent(_ id: String) -> PaymentIntent {
+            PaymentIntent(id: id, requestID: "req-" + id, rail: .l402, origin: "http://127.0.0.1:1", url: "http://127.0.0.1:1/p",
+                          envelopeID: "env-1", drawID: nil, settleMinorUnits: 7, paymentHash: "ab", invoice: "lnbc",
+                          credentialPrefix: Redacted("L402 mac"), credentialScope: "services:x", credentialExpiresAt: nil,
+                          createdAt: Self.t0)
+        }
+        func reserve(_ key: String, lease: Duration = .seconds(600)) async throws -> DrawReceipt {
+            try await store.reserveSigningLater(envelopeID: "env-1", requestID: "req-" + key, idempotencyKey: key,
+                                                amountMinorUnits: 3, rail: .l402, lease: lease, now: Self.t0,
+                                                recording: intent("intent-" + key), in: journal)
+        }
+        func replay(_ key: String) async throws -> DrawReceipt {
+            try await store.reserve(envelopeID: "env-1", requestID: "req-" + key, idempotencyKey: key,
+                                    amountMinorUnits: 3, rail: .l402, lease: .seconds(600), now: Self.t0)
+        }
+        func expectAllSigned(_ comment: Comment) async throws {
+            let unverified = try await store.unverifiedDraws(envelopeID: "env-1")
+            #expect(unverified.isEmpty, comment)
+        }
+
+        // Settled: the signature is stored with the settlement.
+        let a = try await reserve("a")
+        #expect(try await journal.pending().first { $0.id == "intent-a" }?.drawID == a.receiptId)
+        if backend == .sqlite {
+            #expect(a.signature.isEmpty)
+            let unverified = try await store.unverifiedDraws(envelopeID: "env-1")
+            #expect(unverified.map(\.drawID) == [a.receiptId])
+            #expect(unverified.first?.reason.contains("not signed yet") == true)
+        }
+        try await store.settle(drawID: a.receiptId, amountMinorUnits: 3, now: Self.t0, resolving: "intent-a",
+                               proof: "cafe", in: journal)
+        try await expectAllSigned("after the settlement")
+        let storedA = try #require(try await store.receipt(drawID: a.receiptId))
+        try await store.verify(storedA)
+        #expect(storedA.canonicalJSON == a.canonicalJSON)
+        #expect(try await replay("a") == storedA)
+
+        // Released (the payment did not happen).
+        let b = try await reserve("b")
+        try await store.release(drawID: b.receiptId, now: Self.t0)
+        try await journal.resolve(id: "intent-b", state: .failed, proof: nil, now: Self.t0)
+        try await expectAllSigned("after the release")
+
+        // Replayed before it settles: the replay's receipt is the one stored, byte for byte, after the settlement.
+        let c = try await reserve("c")
+        let replayedC = try await replay("c")
+        try await store.verify(replayedC)
+        try await store.settle(drawID: c.receiptId, amountMinorUnits: 3, now: Self.t0, resolving: "intent-c",
+                               proof: nil, in: journal)
+        #expect(try await store.receipt(drawID: c.receiptId) == replayedC)
+
+        // Swept (the call died and its intent was resolved as failed).
+        let d = try await reserve("d", lease: .seconds(10))
+        try await journal.resolve(id: "intent-d", state: .failed, proof: nil, now: Self.t0)
+        #expect(try await store.sweepExpired(now: Self.t0.addingTimeInterval(60)) == 1)
+        #expect(try await store.draws(envelopeID: "env-1").first { $0.id == d.receiptId }?.state == .rolledBack)
+        try await expectAllSigned("after the sweep")
+
+        // Settled after a restart, by a store that never saw the reservation.
+        let e = try await reserve("e")
+        let restarted = try backing.budgetStore()
+        try await restarted.settle(drawID: e.receiptId, amountMinorUnits: 3, now: Self.t0)
+        try await expectAllSigned("after a settlement by another store")
+        try await store.verify(try #require(try await restarted.receipt(drawID: e.receiptId)))
+
+        // The envelope's key no longer matches the key file: refused before anything is written.
+        let before = try await store.draws(envelopeID: "env-1").count
+        try await backing.sql("UPDATE envelopes SET counter_public_key = ? WHERE id = 'env-1'",
+                              [EnvelopeSigningKey.generate().publicKeyBase64])
+        await #expect(throws: ReceiptVerificationError.self) { _ = try await reserve("f") }
+        #expect(try await store.draws(envelopeID: "env-1").count == before)
+        #expect(try await journal.pending().contains { $0.id == "intent-f" } == false)
+    }
+
     /// A budget store on a fresh file (its keys beside it) with ``envelope(_:cap:)`` created.
     private static func storeWithEnvelope(_ name: String) async throws -> (path: String, store: SQLiteBudgetStore) {
         let path = temporaryDatabasePath(name)

@@ -225,6 +225,19 @@ public protocol BudgetStore: Sendable {
     /// proof; in one transaction when the store shares its database with `journal`.
     func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
                 in journal: any PaymentJournal) async throws
+
+    /// The client's reservation before a payment: as
+    /// ``reserve(envelopeID:requestID:idempotencyKey:amountMinorUnits:rail:lease:now:recording:in:)``, for a caller
+    /// that does not need the receipt's signature before it pays.
+    ///
+    /// Everything that guards the money is done before it returns, exactly as there: the envelope checks, the cap,
+    /// the intent, and the check that the envelope's signing key is the one on its row. Only the Ed25519 signature
+    /// may be left for later: a store that does so returns the receipt with an empty `signature`, and makes and
+    /// stores it when the draw is settled or released (off the caller's path, while the paid retry is on the wire),
+    /// or when the sweeper or a replay finds the row without one. The default signs at once.
+    func reserveSigningLater(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
+                             rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
+                             in journal: any PaymentJournal) async throws -> DrawReceipt
 }
 
 extension BudgetStore {
@@ -234,6 +247,16 @@ extension BudgetStore {
         try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                                    amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
                                    recording: intent, in: journal)
+    }
+
+    public func reserveSigningLater(envelopeID: String, requestID: String, idempotencyKey: String,
+                                    amountMinorUnits: Int64, rail: RailID, lease: Duration, now: Date,
+                                    recording intent: PaymentIntent, in journal: any PaymentJournal) async throws
+        -> DrawReceipt
+    {
+        try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                          amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now, recording: intent,
+                          in: journal)
     }
 
     public func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
