@@ -398,6 +398,52 @@ import Testing
     }
 
     /// The credential lookup that starts every call reads the origin's newest tokens from an index in that order.
+    /// The lookup skips the SELECT while the file has not changed, and sees every commit of another connection (as
+    /// another process's would be: both go through the WAL index): a credential stored, removed, or written by hand.
+    @Test func theCredentialLookupSeesEveryCommitOfAnotherConnection() async throws {
+        let path = temporaryDatabasePath("lookup-stamp")
+        let store = try SQLiteCredentialStore(path: path)
+        let other = try SQLiteCredentialStore(path: path)
+        let url = try #require(URL(string: "http://127.0.0.1:9/paid"))
+        let now = Date()
+        func credential(_ id: String) -> StoredCredential {
+            StoredCredential(id: id, rail: .l402, origin: "http://127.0.0.1:9", scope: "services:x",
+                             headerName: "Authorization", headerValue: Redacted("L402 token-" + id), expiresAt: nil,
+                             requestID: "req-" + id, challengeURL: url.absoluteString)
+        }
+        #expect(try await store.credential(for: url, now: now) == nil)
+        let reads = store.databaseReads
+        for _ in 0..<50 { #expect(try await store.credential(for: url, now: now) == nil) }
+        #expect(store.databaseReads == reads, "nothing was committed: no lookup reads the file")
+
+        try await other.store(credential("c1"))
+        #expect(try await store.credential(for: url, now: now)?.id == "c1")
+        #expect(store.databaseReads == reads + 1)
+        try await other.remove(id: "c1")
+        #expect(try await store.credential(for: url, now: now) == nil)
+
+        // A commit that is not a credential still makes the next lookup read (any commit changes the stamp).
+        let before = store.databaseReads
+        try await otherConnection(path).write { db in
+            try db.execute(sql: "CREATE TABLE unrelated(x)")
+        }
+        #expect(try await store.credential(for: url, now: now) == nil)
+        #expect(store.databaseReads == before + 1)
+
+        // Rows written by hand through another connection, and a checkpoint that restarts the WAL.
+        try await other.store(credential("c2"))
+        _ = try await store.credential(for: url, now: now)
+        try await otherConnection(path).write { db in
+            try db.execute(sql: "UPDATE credentials SET state = 'revoked' WHERE credential_id = 'c2'")
+        }
+        try await otherConnection(path).writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        #expect(try await store.credential(for: url, now: now) == nil)
+        try await other.store(credential("c3"))
+        #expect(try await store.credential(for: url, now: now)?.id == "c3")
+    }
+
     @Test func theCredentialLookupNeedsNoSort() async throws {
         let path = temporaryDatabasePath("lookup-plan")
         _ = try SQLiteCredentialStore(path: path)
