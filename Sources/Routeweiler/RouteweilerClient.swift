@@ -305,12 +305,18 @@ public final class RouteweilerClient: Sendable {
     public func request(_ method: HTTPRequest.Method, _ url: String, headers: HTTPFields = [:], body: [UInt8]? = nil)
         async throws -> RouteweilerResponse
     {
-        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https",
-            parsed.host != nil
-        else {
-            throw ConfigurationError("not an absolute http(s) URL: \(url)")
+        // A plain http(s) URL is checked on its bytes; anything else through Foundation's accessors.
+        guard let parsed = URL(string: url) else { throw ConfigurationError("not an absolute http(s) URL: \(url)") }
+        let rq: RouteweilerRequest
+        if let origin = URL.plainHTTPOrigin(url) {
+            rq = RouteweilerRequest(method: method, url: parsed, origin: origin, headerFields: headers, body: body)
+        } else {
+            guard parsed.scheme.map({ ["http", "https"].contains($0.lowercased()) }) == true, parsed.host != nil else {
+                throw ConfigurationError("not an absolute http(s) URL: \(url)")
+            }
+            rq = RouteweilerRequest(method: method, url: parsed, headerFields: headers, body: body)
         }
-        return try await send(RouteweilerRequest(method: method, url: parsed, headerFields: headers, body: body))
+        return try await send(rq)
     }
 
     /// Per-call state outside the pure flow: reservation, intent, reused credential.
@@ -872,3 +878,4 @@ final class StartupGate: Sendable {
         }
     }
 }
+

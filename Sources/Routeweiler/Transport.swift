@@ -27,6 +27,7 @@ struct AsyncHTTPClientTransport: HTTPTransport {
             throw TransportError("\(request.method) \(request.origin): \(error)", cause: error)
         }
         var fields = HTTPFields()
+        fields.reserveCapacity(response.headers.count)
         for (name, value) in response.headers {
             if let n = HTTPField.Name(name) { fields.append(HTTPField(name: n, value: value)) }
         }

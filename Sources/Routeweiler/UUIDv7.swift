@@ -59,17 +59,25 @@ struct PooledRandom: RandomNumberGenerator {
     }
 
     #if os(Linux)
+    /// Counts forks of this process, in the child (a `pthread_atfork` handler): a pool filled before a fork is
+    /// refilled after it, without a `getpid` system call per draw.
+    private static let forks = Atomic<Int>(0)
+    private static let watchingForks: Bool = {
+        pthread_atfork(nil, nil, { PooledRandom.forks.add(1, ordering: .relaxed) }) == 0
+    }()
+
     private struct Pool {
         var bytes = [UInt8](repeating: 0, count: 4096)
         var offset = 4096
-        var pid: pid_t = 0
+        /// The fork count when the bytes were read (-1: never).
+        var generation = -1
         var fd: Int32 = -1
 
         /// The next 8 bytes, or `nil` if the kernel's generator cannot be read.
         mutating func next() -> UInt64? {
-            let pid = getpid()
-            if offset + 8 > bytes.count || self.pid != pid {
-                if fd < 0 || self.pid != pid {
+            let generation = PooledRandom.watchingForks ? PooledRandom.forks.load(ordering: .relaxed) : Int(getpid())
+            if offset + 8 > bytes.count || self.generation != generation {
+                if fd < 0 || self.generation != generation {
                     if fd >= 0 { close(fd) }
                     fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
                     if fd < 0 { return nil }
@@ -86,7 +94,7 @@ struct PooledRandom: RandomNumberGenerator {
                 }
                 guard filled else { return nil }
                 offset = 0
-                self.pid = pid
+                self.generation = generation
             }
             defer { offset += 8 }
             return bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }

@@ -9,6 +9,40 @@ import Testing
 /// exactly at 256 calls in flight through the shared SQLite connection pool. (No timings here: speed is measured by
 /// `routeweiler-bench`, never by tests.)
 @Suite(.serialized) struct PerformanceSafetyTests {
+    /// The origin read from a URL string's bytes (the fast path of every call) is Foundation's, for every string
+    /// it accepts; the rest goes through Foundation.
+    @Test func theOriginReadFromTheBytesIsFoundations() throws {
+        let accepted = [
+            "http://example.com", "HTTP://Example.COM/", "https://API.example.com:8443/p?q=1#f", "http://127.0.0.1:8080/x",
+            "https://h", "http://h:80", "https://h:443/", "http://h:0080/", "http://a-b_c~d.e/", "http://h?x=:1",
+            "http://h#f:2", "https://xn--bcher-kva.example/a/b", "http://h.:81", "hTtPs://H:1/", "http://h/p:1@x",
+        ]
+        for text in accepted {
+            let fast = try #require(URL.plainHTTPOrigin(text), "\(text)")
+            let url = try #require(URL(string: text))
+            #expect(fast == url.foundationOrigin, "\(text)")
+            #expect(url.routeweilerOrigin == fast)
+        }
+        let refused = ["http://user:pw@h/", "http://[::1]:80/", "http://h%41/", "ftp://h/", "http://h:/", "http://h:99999/",
+                       "http:///p", "https://", "http:/h", "mailto:a@b", "http://h:8a/", "http://ex ample/", "http://é.fr/"]
+        for text in refused { #expect(URL.plainHTTPOrigin(text) == nil, "\(text)") }
+        #expect(URL(string: "http://User@Example.com:81/")?.routeweilerOrigin == "http://example.com:81")
+
+        // Random strings over URL-ish bytes: whatever the fast path accepts, Foundation parses to the same origin.
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("aZ09.-_~:/?#@%[]xX".utf8)
+        var checked = 0
+        for _ in 0..<20_000 {
+            let tail = (0..<Int.random(in: 0...12, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+            let text = (Bool.random(using: &rng) ? "http://" : "HTTPS://") + String(decoding: tail, as: UTF8.self)
+            guard let fast = URL.plainHTTPOrigin(text) else { continue }
+            checked += 1
+            let url = try #require(URL(string: text), "\(text)")
+            #expect(fast == url.foundationOrigin, "\(text)")
+        }
+        #expect(checked > 1_000)
+    }
+
     @Test func aBatchOfTraceEventsWritesOneRowPerEventAndReplaysAreIgnored() async throws {
         let path = temporaryDatabasePath("batch")
         let sink = try SQLiteTraceSink(path: path)
