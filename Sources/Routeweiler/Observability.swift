@@ -66,11 +66,15 @@ struct Observability: Sendable {
     }
 
     /// A child span of the current call (`routeweiler.challenge`, `routeweiler.pay`, `routeweiler.retry`).
-    func child(_ name: String, attributes: [String: String] = [:]) -> any Span {
+    /// Without a tracer it is a shared no-op span, and the attributes are not even computed.
+    func child(_ name: String, attributes: @autoclosure () -> [String: String] = [:]) -> any Span {
+        guard tracing else { return Self.noSpan }
         let span = tracer.startSpan(name, ofKind: .internal)
-        for (key, value) in attributes { span.attributes[key] = value }
+        for (key, value) in attributes() { span.attributes[key] = value }
         return span
     }
+
+    private static let noSpan: any Span = NoOpTracer().startSpan("routeweiler.none", ofKind: .internal)
 
     private func annotate(_ span: any Span, _ event: TraceEvent?) {
         guard let event else { return }

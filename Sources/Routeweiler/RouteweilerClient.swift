@@ -427,10 +427,12 @@ public final class RouteweilerClient: Sendable {
                 let challengeSpan = observability.child("routeweiler.challenge")
                 let decision = await router.route(ChallengeContext(request: request, response: response, now: Date()),
                                                   limits: limits)
-                if case .candidates(let c) = decision.result {
-                    challengeSpan.attributes["routeweiler.candidates"] = c.map(\.offer.rail.rawValue).joined(separator: ",")
+                if observability.tracing {
+                    if case .candidates(let c) = decision.result {
+                        challengeSpan.attributes["routeweiler.candidates"] = c.map(\.offer.rail.rawValue).joined(separator: ",")
+                    }
+                    challengeSpan.attributes["routeweiler.rejected_offers"] = decision.rejections.count
                 }
-                challengeSpan.attributes["routeweiler.rejected_offers"] = decision.rejections.count
                 challengeSpan.end()
                 if let onEvent = configuration.onEvent {
                     decision.rejections.forEach { onEvent(.offerRejected($0)) }
@@ -547,7 +549,9 @@ public final class RouteweilerClient: Sendable {
                     "routeweiler.rail": candidate.offer.rail.rawValue,
                     "routeweiler.amount_native_currency": candidate.offer.challenge.price.currency,
                 ])
-                paySpan.attributes["routeweiler.amount_native"] = Int64(clamping: candidate.offer.challenge.price.amount)
+                if observability.tracing {
+                    paySpan.attributes["routeweiler.amount_native"] = Int64(clamping: candidate.offer.challenge.price.amount)
+                }
                 defer { paySpan.end() }
                 do {
                     let proof = try await candidate.rail.pay(

@@ -7,6 +7,8 @@ import Foundation
 /// base64 of its raw 32 bytes.
 public struct EnvelopeSigningKey: Sendable {
     let key: Curve25519.Signing.PrivateKey
+    /// Base64 of the raw 32-byte public key (`counterPublicKey`); made once (every reservation compares it).
+    public let publicKeyBase64: String
 
     /// A fresh random key.
     public static func generate() -> EnvelopeSigningKey { EnvelopeSigningKey(key: .init()) }
@@ -18,15 +20,17 @@ public struct EnvelopeSigningKey: Sendable {
             throw KeystoreCorruptError("an Ed25519 seed is 32 bytes, got \(seed.count)")
         }
         self.key = key
+        self.publicKeyBase64 = key.publicKey.rawRepresentation.base64EncodedString()
     }
 
-    init(key: Curve25519.Signing.PrivateKey) { self.key = key }
+    init(key: Curve25519.Signing.PrivateKey) {
+        self.key = key
+        self.publicKeyBase64 = key.publicKey.rawRepresentation.base64EncodedString()
+    }
 
     /// The raw 32-byte seed (what the key file holds).
     public var seed: [UInt8] { Array(key.rawRepresentation) }
 
-    /// Base64 of the raw 32-byte public key (`counterPublicKey`).
-    public var publicKeyBase64: String { key.publicKey.rawRepresentation.base64EncodedString() }
 
     /// Base64 of the 64-byte Ed25519 signature over the receipt's ``DrawReceipt/signedBytes``.
     ///
