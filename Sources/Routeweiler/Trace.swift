@@ -401,17 +401,38 @@ private struct TraceJSON {
         bytes.append(contentsOf: String(v).utf8)
     }
 
-    /// A string: copied as is unless it needs escaping, which is left to JSONEncoder (so the escaping is its own).
+    /// A string, escaped as JSONEncoder escapes it (tested byte for byte on every ASCII character): `\"`, `\\`,
+    /// the short escapes of backspace, tab, newline, form feed and carriage return, `\u00xx` (lower-case hex) for
+    /// the other control characters; everything else, non-ASCII included, as is. (The raw challenge header of a
+    /// paid call has quotes: this was a JSONEncoder run per trace row.)
     mutating func string(_ s: String?) {
         guard var s else { return raw("null") }
-        let plain = s.withUTF8 { utf8 -> Bool in
-            guard utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) else { return false }
+        s.withUTF8 { utf8 in
             bytes.append(UInt8(ascii: "\""))
-            bytes.append(contentsOf: utf8)
+            var start = 0
+            for i in utf8.indices {
+                let byte = utf8[i]
+                guard byte < 0x20 || byte == 0x22 || byte == 0x5C else { continue }
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<i]))
+                start = i + 1
+                bytes.append(UInt8(ascii: "\\"))
+                switch byte {
+                case 0x22: bytes.append(UInt8(ascii: "\""))
+                case 0x5C: bytes.append(UInt8(ascii: "\\"))
+                case 0x08: bytes.append(UInt8(ascii: "b"))
+                case 0x09: bytes.append(UInt8(ascii: "t"))
+                case 0x0A: bytes.append(UInt8(ascii: "n"))
+                case 0x0C: bytes.append(UInt8(ascii: "f"))
+                case 0x0D: bytes.append(UInt8(ascii: "r"))
+                default:
+                    let hex = Array("0123456789abcdef".utf8)
+                    bytes.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                              hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
+                }
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start...]))
             bytes.append(UInt8(ascii: "\""))
-            return true
         }
-        if !plain, let data = try? Self.encoder.encode(s) { bytes.append(contentsOf: data) }
     }
 
     mutating func int(_ v: Int) { bytes.append(contentsOf: String(v).utf8) }

@@ -89,4 +89,23 @@ import Testing
             #expect(try back.payloadJSON() == fast)
         }
     }
+    /// Strings are escaped by hand too: every ASCII character, alone and inside text, and random mixes with
+    /// non-ASCII, give JSONEncoder's bytes.
+    @Test func everyCharacterIsEscapedAsJSONEncoderDoes() throws {
+        var texts = (0...0x7F).map { String(UnicodeScalar(UInt8($0))) }
+        texts += (0...0x7F).map { "a\(String(UnicodeScalar(UInt8($0))))b" }
+        texts += ["", "L402 macaroon=\"AgE=\", invoice=\"lnbc1\"", "é\u{2028}😀\\\"\n", "\u{7F}\u{80}\u{FFFF}"]
+        var rng = SystemRandomNumberGenerator()
+        let pool: [Character] = ["a", "\"", "\\", "\n", "\u{1}", "\u{1F}", "é", "😀", "/", " ", "\t", "\u{2028}"]
+        for _ in 0..<500 {
+            texts.append(String((0..<Int.random(in: 0...16, using: &rng)).map { _ in pool.randomElement(using: &rng)! }))
+        }
+        for text in texts {
+            var event = Self.events()[1]
+            event.agentId = text
+            event.challenge?.raw = ["www-authenticate": text, text: "x"]
+            #expect(try event.payloadJSON() == event.payloadJSONViaEncoder(), "\(Array(text.utf8))")
+        }
+    }
 }
+
