@@ -44,7 +44,8 @@ struct Router: Sendable {
         let originAllowed: Bool = {
             guard let globs = limits.envelopeOrigins, !globs.isEmpty else { return true }
             let origin = context.request.origin
-            let host = (context.request.url.host ?? "").lowercased()
+            let host = PolicyEngine.MatchTarget.hostAndOrigin(context.request.url.absoluteString)?.host
+                ?? (context.request.url.host ?? "").lowercased()
             return globs.contains { g in
                 let p = g.lowercased()
                 return p.contains("://") ? Glob.matches(p, origin) : Glob.matches(p, host)

@@ -22,6 +22,9 @@ import Testing
             let url = try #require(URL(string: text))
             #expect(fast == url.foundationOrigin, "\(text)")
             #expect(url.routeweilerOrigin == fast)
+            let policyView = try #require(PolicyEngine.MatchTarget.hostAndOrigin(text))
+            let foundationView = PolicyEngine.MatchTarget.foundationHostAndOrigin(url)
+            #expect(policyView.host == foundationView.host && policyView.origin == foundationView.origin, "\(text)")
         }
         let refused = ["http://user:pw@h/", "http://[::1]:80/", "http://h%41/", "ftp://h/", "http://h:/", "http://h:99999/",
                        "http:///p", "https://", "http:/h", "mailto:a@b", "http://h:8a/", "http://ex ample/", "http://é.fr/"]
@@ -39,8 +42,23 @@ import Testing
             checked += 1
             let url = try #require(URL(string: text), "\(text)")
             #expect(fast == url.foundationOrigin, "\(text)")
+            let policyView = try #require(PolicyEngine.MatchTarget.hostAndOrigin(text))
+            let foundationView = PolicyEngine.MatchTarget.foundationHostAndOrigin(url)
+            #expect(policyView.host == foundationView.host && policyView.origin == foundationView.origin, "\(text)")
         }
         #expect(checked > 1_000)
+    }
+
+    /// The x402 network prefix of a currency, found on the bytes, is what Foundation's case-insensitive backwards
+    /// search finds.
+    @Test func theNetworkPrefixIsFoundationsCaseInsensitiveSearch() {
+        let currencies = ["eip155:8453/erc20:0xabc", "EIP155:1/ERC20:0xdef", "a/erc20:b/Erc20:c", "usd", "/erc20:", "/erc20",
+                          "é/eRc20:x", "base-sepolia/erc20:0x1", "", "erc20:x", "x/erc20:"]
+        for currency in currencies {
+            let reference = currency.range(of: "/erc20:", options: [.caseInsensitive, .backwards])
+                .map { String(currency[..<$0.lowerBound]) }
+            #expect(PolicyEngine.networkPrefix(currency) == reference, "\(currency)")
+        }
     }
 
     @Test func aBatchOfTraceEventsWritesOneRowPerEventAndReplaysAreIgnored() async throws {
