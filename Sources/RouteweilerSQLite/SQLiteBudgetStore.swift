@@ -164,17 +164,9 @@ public final class SQLiteBudgetStore: BudgetStore {
     public func reserve(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
                         rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
                         in journal: any PaymentJournal) async throws -> DrawReceipt {
-        guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
-            return try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID,
-                                              idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
-                                              rail: rail, lease: lease, now: now, recording: intent, in: journal)
-        }
-        let leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
-                                                       idempotencyKey: idempotencyKey)
-        return try await reserve(
-            Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                        amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
-            intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)), signNow: true)
+        try await reserveRecording(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                                   amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
+                                   intent: intent, journal: journal, signNow: true)
     }
 
     /// Reserves and journals the intent in one transaction like
@@ -187,17 +179,28 @@ public final class SQLiteBudgetStore: BudgetStore {
                                     recording intent: PaymentIntent, in journal: any PaymentJournal) async throws
         -> DrawReceipt
     {
+        try await reserveRecording(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                                   amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
+                                   intent: intent, journal: journal, signNow: false)
+    }
+
+    /// The two above: one transaction with a journal on this database, else the two-step fallback (signed at once).
+    private func reserveRecording(envelopeID: String, requestID: String, idempotencyKey: String,
+                                  amountMinorUnits: Int64, rail: RailID, lease: Duration, now: Date,
+                                  intent: PaymentIntent, journal: any PaymentJournal, signNow: Bool) async throws
+        -> DrawReceipt
+    {
         guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
-            return try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                                     amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
-                                     recording: intent, in: journal)
+            return try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID,
+                                              idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
+                                              rail: rail, lease: lease, now: now, recording: intent, in: journal)
         }
         let leaseSeconds = try Self.checkedReservation(amountMinorUnits: amountMinorUnits, lease: lease,
                                                        idempotencyKey: idempotencyKey)
         return try await reserve(
             Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                         amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
-            intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)), signNow: false)
+            intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)), signNow: signNow)
     }
 
     /// Settles and resolves the intent in one transaction when `journal` is an ``SQLitePaymentJournal`` on this

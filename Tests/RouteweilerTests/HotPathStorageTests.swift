@@ -186,19 +186,31 @@ import Testing
         #expect(!plan.contains { $0.hasPrefix("SCAN draws") }, "\(plan)")
     }
 
-    @Test(arguments: Backend.available) func theReservationAndTheIntentCommitTogether(_ backend: Backend) async throws {
-        let backing = try await StoreUnderTest(backend, name: "atomic")
+    /// A budget store and a payment journal on one database, as the client configures them, with
+    /// ``envelope(_:cap:)`` created (cap 50).
+    private static func storeAndJournal(_ backend: Backend, name: String) async throws
+        -> (backing: StoreUnderTest, store: any InspectableBudgetStore, journal: any PaymentJournal)
+    {
+        let backing = try await StoreUnderTest(backend, name: name)
         var config = RouteweilerClient.Configuration(funding: [])
         try backing.configure(&config)
-        let store = try #require(config.budgetStore)
+        let store = try #require(config.budgetStore as? any InspectableBudgetStore)
         let journal = try #require(config.paymentJournal)
-        _ = try await store.createEnvelope(Self.envelope(cap: 50), now: Self.t0)
-        func intent(_ id: String) -> PaymentIntent {
-            PaymentIntent(id: id, requestID: "req-" + id, rail: .l402, origin: "http://127.0.0.1:1", url: "http://127.0.0.1:1/p",
-                          envelopeID: "env-1", drawID: nil, settleMinorUnits: 7, paymentHash: "ab", invoice: "lnbc",
-                          credentialPrefix: Redacted("L402 mac"), credentialScope: "services:x", credentialExpiresAt: nil,
-                          createdAt: Self.t0)
-        }
+        _ = try await store.createEnvelope(envelope(cap: 50), now: t0)
+        return (backing, store, journal)
+    }
+
+    /// A pending intent against `env-1`.
+    private static func intent(_ id: String) -> PaymentIntent {
+        PaymentIntent(id: id, requestID: "req-" + id, rail: .l402, origin: "http://127.0.0.1:1", url: "http://127.0.0.1:1/p",
+                      envelopeID: "env-1", drawID: nil, settleMinorUnits: 7, paymentHash: "ab", invoice: "lnbc",
+                      credentialPrefix: Redacted("L402 mac"), credentialScope: "services:x", credentialExpiresAt: nil,
+                      createdAt: t0)
+    }
+
+    @Test(arguments: Backend.available) func theReservationAndTheIntentCommitTogether(_ backend: Backend) async throws {
+        let (_, store, journal) = try await Self.storeAndJournal(backend, name: "atomic")
+        let intent = Self.intent
 
         let receipt = try await store.reserve(envelopeID: "env-1", requestID: "req-a", idempotencyKey: "a",
                                               amountMinorUnits: 9, rail: .l402, lease: .seconds(600), now: Self.t0,
@@ -257,18 +269,8 @@ import Testing
     @Test(arguments: Backend.available) func aReceiptSignedLaterIsStoredBeforeTheDrawLeavesReserved(_ backend: Backend)
         async throws
     {
-        let backing = try await StoreUnderTest(backend, name: "sign-later")
-        var config = RouteweilerClient.Configuration(funding: [])
-        try backing.configure(&config)
-        let store = try #require(config.budgetStore as? any InspectableBudgetStore)
-        let journal = try #require(config.paymentJournal)
-        _ = try await store.createEnvelope(Self.envelope(cap: 50), now: Self.t0)
-        func intent(_ id: String) -> PaymentIntent {
-            PaymentIntent(id: id, requestID: "req-" + id, rail: .l402, origin: "http://127.0.0.1:1", url: "http://127.0.0.1:1/p",
-                          envelopeID: "env-1", drawID: nil, settleMinorUnits: 7, paymentHash: "ab", invoice: "lnbc",
-                          credentialPrefix: Redacted("L402 mac"), credentialScope: "services:x", credentialExpiresAt: nil,
-                          createdAt: Self.t0)
-        }
+        let (backing, store, journal) = try await Self.storeAndJournal(backend, name: "sign-later")
+        let intent = Self.intent
         func reserve(_ key: String, lease: Duration = .seconds(600)) async throws -> DrawReceipt {
             try await store.reserveSigningLater(envelopeID: "env-1", requestID: "req-" + key, idempotencyKey: key,
                                                 amountMinorUnits: 3, rail: .l402, lease: lease, now: Self.t0,
