@@ -118,6 +118,9 @@ public final class RouteweilerClient: Sendable {
     let fmv: any FmvProvider
     private let policyHash: String
     private let singleFlight = SingleFlight()
+    /// The last URL string parsed by ``request(_:_:headers:body:)``, with its URL and origin: an agent calls the same
+    /// URLs over and over, and `URL(string:)` costs microseconds.
+    private let lastParsedURL = Mutex<(text: String, url: URL, origin: String?)?>(nil)
     /// The rail that last paid each origin (SPEC §5.2).
     let sticky = StickyCache()
     let startup: StartupGate
@@ -306,9 +309,18 @@ public final class RouteweilerClient: Sendable {
         async throws -> RouteweilerResponse
     {
         // A plain http(s) URL is checked on its bytes; anything else through Foundation's accessors.
-        guard let parsed = URL(string: url) else { throw ConfigurationError("not an absolute http(s) URL: \(url)") }
+        let parsed: URL
+        let plainOrigin: String?
+        if let last = lastParsedURL.withLock({ $0 }), last.text == url {
+            (parsed, plainOrigin) = (last.url, last.origin)
+        } else {
+            guard let fresh = URL(string: url) else { throw ConfigurationError("not an absolute http(s) URL: \(url)") }
+            parsed = fresh
+            plainOrigin = URL.plainHTTPOrigin(url)
+            lastParsedURL.withLock { $0 = (url, fresh, plainOrigin) }
+        }
         let rq: RouteweilerRequest
-        if let origin = URL.plainHTTPOrigin(url) {
+        if let origin = plainOrigin {
             rq = RouteweilerRequest(method: method, url: parsed, origin: origin, headerFields: headers, body: body)
         } else {
             guard parsed.scheme.map({ ["http", "https"].contains($0.lowercased()) }) == true, parsed.host != nil else {
@@ -839,7 +851,10 @@ public final class RouteweilerClient: Sendable {
 
     /// The URL for the trace, without user info.
     static func traceURL(_ url: URL) -> String {
-        if url.user == nil && url.password == nil { return url.absoluteString }
+        let text = url.absoluteString
+        // A plain http(s) URL has no user info (``URL/plainHTTPOrigin(_:)`` refuses any): no Foundation accessors.
+        if URL.plainHTTPOrigin(text) != nil { return text }
+        if url.user == nil && url.password == nil { return text }
         guard var c = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return url.absoluteString }
         c.user = nil
         c.password = nil

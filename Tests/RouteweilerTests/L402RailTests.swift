@@ -72,6 +72,22 @@ struct ChallengeFactory {
         return try RouteweilerClient(configuration: config)
     }
 
+    /// The client keeps the last URL string it parsed: every call still goes to the URL it was given, and a string
+    /// that is not an http(s) URL is refused whatever came before.
+    @Test func eachCallGoesToItsOwnURL() async throws {
+        let urls = ["http://127.0.0.1:9/a", "http://127.0.0.1:9/a", "HTTP://LocalHost:9/b?x=1", "http://127.0.0.1:9/a",
+                    "https://user@127.0.0.1/c", "http://127.0.0.1:9/a"]
+        let transport = ScriptedTransport(urls.map { _ in .respond(ScriptedTransport.status(200, "free")) })
+        let rw = try client(transport, node: TableNode())
+        for url in urls { _ = try await rw.get(url) }
+        #expect(transport.requests.map(\.url.absoluteString) == urls)
+        #expect(transport.requests.map(\.origin) == ["http://127.0.0.1:9", "http://127.0.0.1:9", "http://localhost:9",
+                                                     "http://127.0.0.1:9", "https://127.0.0.1:443", "http://127.0.0.1:9"])
+        await #expect(throws: ConfigurationError.self) { _ = try await rw.get("ftp://127.0.0.1:9/a") }
+        await #expect(throws: ConfigurationError.self) { _ = try await rw.get("ftp://127.0.0.1:9/a") }
+        #expect(transport.requests.count == urls.count)
+    }
+
     @Test func paysAndRetriesWithTheMirroredScheme() async throws {
         for scheme in ["L402", "LSAT"] {
             let m = try factory.mint(scheme: scheme)
