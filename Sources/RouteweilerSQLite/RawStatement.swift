@@ -21,7 +21,8 @@ struct RawStatement {
         sqlite3_clear_bindings(handle)
     }
 
-    private static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+    /// `SQLITE_TRANSIENT`: SQLite copies the bound bytes.
+    static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
     /// Binds text (copied by SQLite) to the 1-based parameter `index`; `nil` binds NULL.
     func bind(_ index: Int32, _ text: String?) {
@@ -65,9 +66,12 @@ struct RawStatement {
     }
 
     /// The text of column `column` (0-based) of the current row; `nil` for NULL.
-    func text(_ column: Int32) -> String? {
-        guard let bytes = sqlite3_column_text(handle, column) else { return nil }
-        let count = Int(sqlite3_column_bytes(handle, column))
+    func text(_ column: Int32) -> String? { Self.text(handle, column) }
+
+    /// The text of column `column` of `statement`'s current row (any prepared statement); `nil` for NULL.
+    static func text(_ statement: OpaquePointer, _ column: Int32) -> String? {
+        guard let bytes = sqlite3_column_text(statement, column) else { return nil }
+        let count = Int(sqlite3_column_bytes(statement, column))
         return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
     }
 

@@ -29,11 +29,6 @@ public final class SQLiteCredentialStore: CredentialStore {
         LookupConnection(path: path, sql: lookupSQL, busyTimeoutMilliseconds: 10_000)
     }
 
-    private static func text(_ statement: OpaquePointer, _ column: Int32) -> String? {
-        guard let bytes = sqlite3_column_text(statement, column) else { return nil }
-        return String(cString: bytes)
-    }
-
     struct Payload: Codable {
         var origin: String
         var scope: String
@@ -118,10 +113,10 @@ public final class SQLiteCredentialStore: CredentialStore {
         // no pool checkout, no read transaction, no schema-version query per lookup.
         let rows = try lookupConnection.map { connection in
             try connection.rows(binding: origin) { statement in
-                (Self.text(statement, 0) ?? "",
-                 CachedText(payload: Self.text(statement, 4), rail: Self.text(statement, 2),
-                            expiresAt: Self.text(statement, 5), requestID: Self.text(statement, 1),
-                            challengeURL: Self.text(statement, 3)))
+                (RawStatement.text(statement, 0) ?? "",
+                 CachedText(payload: RawStatement.text(statement, 4), rail: RawStatement.text(statement, 2),
+                            expiresAt: RawStatement.text(statement, 5), requestID: RawStatement.text(statement, 1),
+                            challengeURL: RawStatement.text(statement, 3)))
             }
         } ?? pool.unsafeRead(select)
         guard !rows.isEmpty else { return [] }
@@ -397,7 +392,7 @@ final class LookupConnection: @unchecked Sendable {  // the handles are only tou
             var text = text
             text.withUTF8 { bytes in
                 bytes.withMemoryRebound(to: CChar.self) {
-                    _ = sqlite3_bind_text(statement, 1, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT)
+                    _ = sqlite3_bind_text(statement, 1, $0.baseAddress, Int32($0.count), RawStatement.transient)
                 }
             }
             var rows: [T] = []
@@ -413,5 +408,3 @@ final class LookupConnection: @unchecked Sendable {  // the handles are only tou
         }
     }
 }
-
-private let SQLITE_TRANSIENT = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
