@@ -22,6 +22,17 @@ public struct RouteweilerRequest: Sendable {
         self.origin = url.routeweilerOrigin
     }
 
+    /// The lower-cased host, read from ``origin`` (between `://` and the port): `url.host`, lower-cased, without
+    /// reading the URL again.
+    package var originHost: String {
+        let utf8 = origin.utf8
+        guard let portColon = utf8.lastIndex(of: UInt8(ascii: ":")),
+            let schemeColon = utf8.firstIndex(of: UInt8(ascii: ":")),
+            let start = utf8.index(schemeColon, offsetBy: 3, limitedBy: portColon)
+        else { return "" }
+        return String(origin[start..<portColon])
+    }
+
     /// With the origin already read from the URL's string.
     init(method: HTTPRequest.Method, url: URL, origin: String, headerFields: HTTPFields, body: [UInt8]?) {
         self.method = method

@@ -44,8 +44,7 @@ struct Router: Sendable {
         let originAllowed: Bool = {
             guard let globs = limits.envelopeOrigins, !globs.isEmpty else { return true }
             let origin = context.request.origin
-            let host = PolicyEngine.MatchTarget.hostAndOrigin(context.request.url.absoluteString)?.host
-                ?? (context.request.url.host ?? "").lowercased()
+            let host = context.request.originHost
             return globs.contains { g in
                 let p = g.lowercased()
                 return p.contains("://") ? Glob.matches(p, origin) : Glob.matches(p, host)

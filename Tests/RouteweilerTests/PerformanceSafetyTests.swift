@@ -30,6 +30,11 @@ import Testing
                        "http:///p", "https://", "http:/h", "mailto:a@b", "http://h:8a/", "http://ex ample/", "http://é.fr/"]
         for text in refused { #expect(URL.plainHTTPOrigin(text) == nil, "\(text)") }
         #expect(URL(string: "http://User@Example.com:81/")?.routeweilerOrigin == "http://example.com:81")
+        // The host the router matches envelope origins against is read back from the origin: Foundation's, lower-cased.
+        for text in accepted + ["http://user:pw@H/", "http://[::1]:8080/", "https://[FE80::1]/x", "http://h%41/"] {
+            let url = try #require(URL(string: text), "\(text)")
+            #expect(RouteweilerRequest(url: url).originHost == (url.host ?? "").lowercased(), "\(text)")
+        }
 
         // Random strings over URL-ish bytes: whatever the fast path accepts, Foundation parses to the same origin.
         var rng = SystemRandomNumberGenerator()
