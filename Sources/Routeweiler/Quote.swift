@@ -84,7 +84,7 @@ extension RouteweilerClient {
         let stickyRail = sticky.rail(for: .init(origin: request.origin, agentID: configuration.agentID), now: Date())
         let limits = Router.Limits(
             referenceCurrency: envelope?.currency ?? configuration.policy.currency, envelopeID: envelope?.id,
-            envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.allowedOrigins, fmv: fmv,
+            envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.originGlobs, fmv: fmv,
             stickyRail: stickyRail)
         let decision = await router.route(ChallengeContext(request: request, response: response, now: Date()),
                                           limits: limits)

@@ -27,7 +27,7 @@ struct Router: Sendable {
         var envelopeID: String?
         var envelopeRails: [RailID]?
         /// Origin globs the envelope may pay (`*`, `https://*.example.com`, or a host glob).
-        var envelopeOrigins: [String]?
+        var envelopeOrigins: OriginGlobs?
         var fmv: (any FmvProvider)?
         /// The rail that last paid this origin (SPEC §5.2): it wins among the feasible candidates.
         var stickyRail: RailID?
@@ -41,15 +41,8 @@ struct Router: Sendable {
         var rejections: [RailRejection] = []
         var candidates: [(PaymentCandidate, Int)] = []
         var sawChallenge = false
-        let originAllowed: Bool = {
-            guard let globs = limits.envelopeOrigins, !globs.isEmpty else { return true }
-            let origin = context.request.origin
-            let host = context.request.originHost
-            return globs.contains { g in
-                let p = g.lowercased()
-                return p.contains("://") ? Glob.matches(p, origin) : Glob.matches(p, host)
-            }
-        }()
+        let originAllowed = limits.envelopeOrigins?.allow(origin: context.request.origin,
+                                                          host: context.request.originHost) ?? true
         for (index, rail) in rails.enumerated() {
             let results = rail.offers(in: context)
             if !results.isEmpty { sawChallenge = true }
@@ -190,5 +183,23 @@ struct Router: Sendable {
             return a.offset < b.offset
         }.map(\.element.0)
         return Decision(result: .candidates(ordered), rejections: rejections)
+    }
+}
+
+/// An envelope's allowed-origin globs (SPEC §10.1), lower-cased once: a glob with `://` is matched against the
+/// request's origin, any other against its host. No globs allow every origin.
+struct OriginGlobs: Sendable {
+    private let globs: [(pattern: String, matchesOrigin: Bool)]
+
+    init(_ globs: [String]) {
+        self.globs = globs.map { g in
+            let p = g.lowercased()
+            return (p, p.utf8.firstRange(of: "://".utf8) != nil)
+        }
+    }
+
+    /// Whether a request to `origin` (scheme://host[:port], lower-cased) on `host` may draw on the envelope.
+    func allow(origin: String, host: String) -> Bool {
+        globs.isEmpty || globs.contains { $0.matchesOrigin ? Glob.matches($0.pattern, origin) : Glob.matches($0.pattern, host) }
     }
 }

@@ -223,7 +223,8 @@ public final class RouteweilerClient: Sendable {
         var id: String
         var currency: Currency
         var allowedRails: [RailID]
-        var allowedOrigins: [String]
+        /// The envelope's allowed-origin globs, prepared for matching.
+        var originGlobs: OriginGlobs
     }
 
     func prepare() async throws -> EnvelopeBinding? {
@@ -236,7 +237,7 @@ public final class RouteweilerClient: Sendable {
                 throw EnvelopeNotFoundError(envelopeID: budget.id)
             }
             binding = EnvelopeBinding(id: record.id, currency: record.capCurrency, allowedRails: record.allowedRails,
-                                      allowedOrigins: record.allowedOriginsGlob)
+                                      originGlobs: OriginGlobs(record.allowedOriginsGlob))
             _ = try await store.sweepExpired(now: Date())
         }
         if configuration.recoverPendingPayments, let journal = configuration.paymentJournal {
@@ -433,7 +434,7 @@ public final class RouteweilerClient: Sendable {
                 }
                 let limits = Router.Limits(
                     referenceCurrency: envelope?.currency ?? configuration.policy.currency, envelopeID: envelope?.id,
-                    envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.allowedOrigins, fmv: fmv,
+                    envelopeRails: envelope?.allowedRails, envelopeOrigins: envelope?.originGlobs, fmv: fmv,
                     stickyRail: sticky.rail(for: stickyKey, now: Date()),
                     deferChecks: envelope != nil && configuration.budgetStore != nil)
                 let challengeSpan = observability.child("routeweiler.challenge")
@@ -515,16 +516,19 @@ public final class RouteweilerClient: Sendable {
                         let key = SHA256.hash(data: Array("\(requestID):\(flow.attempt)".utf8)).hexString
                         let receipt: DrawReceipt
                         // The offer's deferred check (the invoice signature), started while routing: nothing is
-                        // reserved or recorded for an offer that fails it.
-                        try candidate.offer.deferredCheck?.run()
+                        // reserved or recorded for an offer that fails it. The store runs it before it commits (a
+                        // store writing on this thread, inside the transaction: it finishes on the other core
+                        // while the statements run).
                         if let journal, let intent {
                             // The receipt's signature is not needed to pay: a store may make it after the payment.
                             receipt = try await store.reserveSigningLater(
                                 envelopeID: envelope.id, requestID: requestID, idempotencyKey: key,
                                 amountMinorUnits: quote.capMinorUnits, rail: candidate.offer.rail,
-                                lease: configuration.reservationLease, now: Date(), recording: intent, in: journal)
+                                lease: configuration.reservationLease, now: Date(), recording: intent, in: journal,
+                                committingOnlyIf: candidate.offer.deferredCheck)
                             call.intentID = intentID
                         } else {
+                            try candidate.offer.deferredCheck?.run()
                             receipt = try await store.reserve(
                                 envelopeID: envelope.id, requestID: requestID, idempotencyKey: key,
                                 amountMinorUnits: quote.capMinorUnits, rail: candidate.offer.rail,

@@ -79,13 +79,15 @@ struct TimedBudgetStore: BudgetStore {
     }
     func reserveSigningLater(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
                              rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
-                             in journal: any PaymentJournal) async throws -> DrawReceipt {
+                             in journal: any PaymentJournal, committingOnlyIf check: DeferredOfferCheck?)
+        async throws -> DrawReceipt {
         let probe = CallProbe.current
         probe?.reserveStart = nowNanos()
         defer { probe?.reserveEnd = nowNanos() }
         return try await inner.reserveSigningLater(
             envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-            amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now, recording: intent, in: journal)
+            amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now, recording: intent, in: journal,
+            committingOnlyIf: check)
     }
     func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
                 in journal: any PaymentJournal) async throws {

@@ -174,23 +174,34 @@ public final class SQLiteBudgetStore: BudgetStore {
     /// signing key checked against the envelope's row, but returns the receipt unsigned: its signature is made
     /// outside the write lock when the draw is settled or released, and stored with that change (a replay, the
     /// sweeper or ``receipt(drawID:)`` sign a row still without one).
+    ///
+    /// `check` runs inside the transaction, after its statements and before the commit (when the transaction waits
+    /// in the writer's queue, on the calling thread meanwhile): if it throws, the transaction rolls back and its
+    /// error is thrown, also when the store itself refused the reservation.
     public func reserveSigningLater(envelopeID: String, requestID: String, idempotencyKey: String,
                                     amountMinorUnits: Int64, rail: RailID, lease: Duration, now: Date,
-                                    recording intent: PaymentIntent, in journal: any PaymentJournal) async throws
-        -> DrawReceipt
+                                    recording intent: PaymentIntent, in journal: any PaymentJournal,
+                                    committingOnlyIf check: DeferredOfferCheck?) async throws -> DrawReceipt
     {
-        try await reserveRecording(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                                   amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
-                                   intent: intent, journal: journal, signNow: false)
+        do {
+            return try await reserveRecording(
+                envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+                amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now, intent: intent,
+                journal: journal, signNow: false, check: check)
+        } catch {
+            try check?.run()  // the offer's failure is the reason, whatever else refused it
+            throw error
+        }
     }
 
     /// The two above: one transaction with a journal on this database, else the two-step fallback (signed at once).
     private func reserveRecording(envelopeID: String, requestID: String, idempotencyKey: String,
                                   amountMinorUnits: Int64, rail: RailID, lease: Duration, now: Date,
-                                  intent: PaymentIntent, journal: any PaymentJournal, signNow: Bool) async throws
-        -> DrawReceipt
+                                  intent: PaymentIntent, journal: any PaymentJournal, signNow: Bool,
+                                  check: DeferredOfferCheck? = nil) async throws -> DrawReceipt
     {
         guard let sqliteJournal = journal as? SQLitePaymentJournal, sqliteJournal.pool === pool else {
+            try check?.run()
             return try await reserveThenBegin(envelopeID: envelopeID, requestID: requestID,
                                               idempotencyKey: idempotencyKey, amountMinorUnits: amountMinorUnits,
                                               rail: rail, lease: lease, now: now, recording: intent, in: journal)
@@ -200,7 +211,7 @@ public final class SQLiteBudgetStore: BudgetStore {
         return try await reserve(
             Reservation(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                         amountMinorUnits: amountMinorUnits, rail: rail, now: now, leaseSeconds: leaseSeconds),
-            intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)), signNow: signNow)
+            intent: (intent, try SQLitePaymentJournal.detailsJSON(intent)), signNow: signNow, check: check)
     }
 
     /// Settles and resolves the intent in one transaction when `journal` is an ``SQLitePaymentJournal`` on this
@@ -228,8 +239,8 @@ public final class SQLiteBudgetStore: BudgetStore {
     /// it: the writer takes the caller's signature if the envelope row is still the one it was made for). So the
     /// Ed25519 signature is made once, and in the common case not under the write lock. Without, the new draw's
     /// receipt waits in ``unsignedReceipts`` for its settlement or release.
-    private func reserve(_ reservation: Reservation, intent: (PaymentIntent, details: String)?, signNow: Bool)
-        async throws -> DrawReceipt
+    private func reserve(_ reservation: Reservation, intent: (PaymentIntent, details: String)?, signNow: Bool,
+                         check: DeferredOfferCheck? = nil) async throws -> DrawReceipt
     {
         let presigned = signNow ? ReceiptPresigning() : nil
         let (receipt, signLaterWith) = try await write({ db in
@@ -242,9 +253,12 @@ public final class SQLiteBudgetStore: BudgetStore {
                     throw JournalWriteError(cause: error)  // rolls the reservation back with it
                 }
             }
+            try check?.run()  // an offer that fails it rolls everything back
             return made
         }, whileQueued: {
             presigned?.presign { presignedReceipt(reservation) }
+        }, onlyIfQueued: {
+            _ = try? check?.run()  // not on the writer's thread, under the lock
         })
         if let signLaterWith {
             unsignedReceipts.withLock { $0[receipt.receiptId] = (receipt, signLaterWith) }
@@ -617,9 +631,9 @@ public final class SQLiteBudgetStore: BudgetStore {
     // MARK: - Lock errors
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T,
-                                    whileQueued: () -> Void = {}) async throws -> T {
+                                    whileQueued: () -> Void = {}, onlyIfQueued: () -> Void = {}) async throws -> T {
         do {
-            return try await pool.immediateWrite(body, whileQueued: whileQueued)
+            return try await pool.immediateWrite(body, whileQueued: whileQueued, onlyIfQueued: onlyIfQueued)
         } catch let error as DatabaseError where Self.isBusy(error) {
             throw Self.busyError(path: path, timeout: busyTimeout)
         }

@@ -268,10 +268,13 @@ extension DatabasePool {
     /// It runs to the end even if the calling task is cancelled (GRDB's async `write` gives up with a
     /// `CancellationError` instead): these writes record money moving, or a trace row that must not be lost, and
     /// are not to be abandoned half-way through a call.
-    /// - Parameter whileQueued: runs on the calling thread before the transaction, in parallel with it when it goes
-    ///   to the queue.
+    /// - Parameters:
+    ///   - whileQueued: runs on the calling thread before the transaction, in parallel with it when it goes to the
+    ///     queue.
+    ///   - onlyIfQueued: runs on the calling thread after the transaction went to the queue (not when it runs here).
     package func immediateWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T,
-                                             whileQueued: () -> Void = {}) async throws -> T {
+                                             whileQueued: () -> Void = {},
+                                             onlyIfQueued: () -> Void = {}) async throws -> T {
         if writesUnderWay.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
             let inline: T?
             do {
@@ -280,9 +283,9 @@ extension DatabasePool {
                 inline = try writeOnThisThread(body)
             }
             if let inline { return inline }
-            return try await queuedWrite(body)
+            return try await queuedWrite(body, whileQueued: onlyIfQueued)
         }
-        return try await queuedWrite(body, whileQueued: whileQueued)
+        return try await queuedWrite(body, whileQueued: { whileQueued(); onlyIfQueued() })
     }
 
     /// The transaction on the calling thread, or `nil` (nothing done) when another connection holds the write lock.

@@ -86,31 +86,75 @@ public enum Bech32 {
 
     /// Decodes a bech32 string and verifies its checksum. Either all upper or all lower case.
     public static func decode(_ string: String) throws(Bech32Error) -> Decoded {
-        let bytes = Array(string.utf8)
+        try decode(Substring(string))
+    }
+
+    /// Decodes a bech32 string and verifies its checksum. Either all upper or all lower case.
+    public static func decode(_ string: Substring) throws(Bech32Error) -> Decoded {
+        var text = string
+        return try text.withUTF8 { decode(utf8: $0) }.get()
+    }
+
+    /// One step of the BCH checksum over a 5-bit value (BIP-173's `polymod` loop body, without branches).
+    @inline(__always)
+    private static func polymodStep(_ chk: UInt32, _ value: UInt8) -> UInt32 {
+        let top = chk >> 25
+        var c = (chk & 0x1ff_ffff) << 5 ^ UInt32(value)
+        c ^= (0 &- (top & 1)) & 0x3b6a_57b2
+        c ^= (0 &- (top >> 1 & 1)) & 0x2650_8e6d
+        c ^= (0 &- (top >> 2 & 1)) & 0x1ea1_19fa
+        c ^= (0 &- (top >> 3 & 1)) & 0x3d42_33dd
+        c ^= (0 &- (top >> 4 & 1)) & 0x2a14_62b3
+        return c
+    }
+
+    /// The decoder on the string's UTF-8 bytes: one pass to validate and find the separator, one to map the data
+    /// characters to words while the checksum is computed.
+    private static func decode(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Result<Decoded, Bech32Error> {
         var hasLower = false, hasUpper = false
-        for b in bytes {
-            guard (33...126).contains(b) else { throw .invalidHumanReadablePart }
-            if (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) { hasLower = true }
-            if (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b) { hasUpper = true }
+        var sep = -1
+        for (i, b) in bytes.enumerated() {
+            guard b >= 33, b <= 126 else { return .failure(.invalidHumanReadablePart) }
+            if b >= UInt8(ascii: "a"), b <= UInt8(ascii: "z") { hasLower = true }
+            if b >= UInt8(ascii: "A"), b <= UInt8(ascii: "Z") { hasUpper = true }
+            if b == UInt8(ascii: "1") { sep = i }
         }
-        guard !(hasLower && hasUpper) else { throw .mixedCase }
-        let lower = bytes.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 + 32 : $0 }
-        guard let sep = lower.lastIndex(of: UInt8(ascii: "1")), sep > 0 else { throw .missingSeparator }
-        let hrp = Array(lower[..<sep])
-        let dataChars = lower[(sep + 1)...]
-        guard dataChars.count >= 6 else { throw .tooShort }
-        var words = [UInt8]()
-        words.reserveCapacity(dataChars.count)
-        for c in dataChars {
-            let v = c < 128 ? reverseCharset[Int(c)] : -1
-            guard v >= 0 else { throw .invalidCharacter(Character(Unicode.Scalar(c))) }
-            words.append(UInt8(v))
+        guard !(hasLower && hasUpper) else { return .failure(.mixedCase) }
+        guard sep > 0 else { return .failure(.missingSeparator) }
+        let dataCount = bytes.count - sep - 1
+        guard dataCount >= 6 else { return .failure(.tooShort) }
+        @inline(__always) func lowered(_ b: UInt8) -> UInt8 {
+            b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b + 32 : b
         }
-        guard polymod(expandHRP(hrp) + words) == 1 else { throw .badChecksum }
-        return Decoded(
-            humanReadablePart: String(decoding: hrp, as: UTF8.self),
-            words: Array(words.dropLast(6))
-        )
+        var chk: UInt32 = 1
+        for i in 0..<sep { chk = polymodStep(chk, lowered(bytes[i]) >> 5) }
+        chk = polymodStep(chk, 0)
+        for i in 0..<sep { chk = polymodStep(chk, lowered(bytes[i]) & 31) }
+        let hrp = String(unsafeUninitializedCapacity: sep) { out in
+            for i in 0..<sep { out[i] = lowered(bytes[i]) }
+            return sep
+        }
+        var bad: UInt8?
+        let table = reverseCharset
+        var words = [UInt8](unsafeUninitializedCapacity: dataCount) { out, count in
+            table.withUnsafeBufferPointer { table in
+                for j in 0..<dataCount {
+                    let c = lowered(bytes[sep + 1 + j])
+                    let v = table[Int(c & 0x7f)]  // every byte here is 33...126
+                    guard v >= 0 else {
+                        bad = c
+                        return
+                    }
+                    out[j] = UInt8(v)
+                    chk = polymodStep(chk, UInt8(v))
+                    count = j + 1
+                }
+            }
+        }
+        if let bad { return .failure(.invalidCharacter(Character(Unicode.Scalar(bad)))) }
+        guard chk == 1 else { return .failure(.badChecksum) }
+        words.removeLast(6)
+        return .success(Decoded(humanReadablePart: hrp, words: words))
     }
 
     /// Regroups bits, e.g. 8-bit bytes to 5-bit words (`from: 8, to: 5`) or back.

@@ -297,13 +297,21 @@ public struct Bolt11Invoice: Sendable, Hashable {
         throws(Bolt11Error)
     {
         var text = Substring(input)
-        while let first = text.first, first.isWhitespace { text.removeFirst() }
-        while let last = text.last, last.isWhitespace { text.removeLast() }
-        if text.count >= 10, text.prefix(10).lowercased() == "lightning:" { text = text.dropFirst(10) }
+        // Printable ASCII at both ends (the usual case) has no whitespace to trim: no walk over Characters.
+        if let first = text.utf8.first, let last = text.utf8.last, first > 0x20, first < 0x80, last > 0x20, last < 0x80 {
+        } else {
+            while let first = text.first, first.isWhitespace { text.removeFirst() }
+            while let last = text.last, last.isWhitespace { text.removeLast() }
+        }
+        if text.utf8.count >= 10, text.utf8.prefix(10).elementsEqual("lightning:".utf8, by: { a, b in
+            (a >= UInt8(ascii: "A") && a <= UInt8(ascii: "Z") ? a + 32 : a) == b
+        }) {
+            text = text.dropFirst(10)
+        }
 
         let decoded: Bech32.Decoded
         do throws(Bech32Error) {
-            decoded = try Bech32.decode(String(text))
+            decoded = try Bech32.decode(text)
         } catch .badChecksum {
             throw .badChecksum
         } catch {
@@ -408,7 +416,8 @@ public struct Bolt11Invoice: Sendable, Hashable {
         let recoveryId = sigBytes[64]
         let digest = Self.signingHash(humanReadablePart: hrp, dataWords: body)
 
-        self.paymentRequest = String(text).lowercased()
+        let hasUpperCase = text.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
+        self.paymentRequest = hasUpperCase ? String(text).lowercased() : String(text)
         self.humanReadablePart = hrp
         self.network = network
         self.amountMsat = amountMsat

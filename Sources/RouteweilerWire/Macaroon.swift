@@ -131,8 +131,8 @@ public struct Macaroon: Sendable, Hashable {
 
         var remaining: Int { bytes.count - pos }
 
-        mutating func varint(_ what: String) throws(MacaroonError) -> UInt64 {
-            guard pos < bytes.count else { throw .truncated("expected \(what)") }
+        mutating func varint(_ what: @autoclosure () -> String) throws(MacaroonError) -> UInt64 {
+            guard pos < bytes.count else { throw .truncated("expected \(what())") }
             let start = pos
             var value: UInt64 = 0
             var shift: UInt64 = 0
@@ -149,29 +149,44 @@ public struct Macaroon: Sendable, Hashable {
         }
 
         /// One packet: field type, and (unless EOS) length and data.
-        mutating func packet(_ context: String) throws(MacaroonError) -> (type: UInt64, data: [UInt8]) {
-            let type = try varint("a field type in the \(context)")
+        mutating func packet(_ context: @autoclosure () -> String) throws(MacaroonError) -> (type: UInt64, data: [UInt8]) {
+            let type = try varint("a field type in the \(context())")
             if type == Field.eos.rawValue { return (type, []) }
-            let length = try varint("a field length in the \(context)")
+            let length = try varint("a field length in the \(context())")
             guard length <= UInt64(remaining) else {
-                throw .truncated("field data (\(length) bytes) extends past the end of the buffer in the \(context)")
+                throw .truncated("field data (\(length) bytes) extends past the end of the buffer in the \(context())")
             }
             let data = Array(bytes[pos..<pos + Int(length)])
             pos += Int(length)
             return (type, data)
         }
 
-        /// A section: fields in increasing type order until EOS.
-        mutating func section(_ context: String, allowed: Set<UInt64>) throws(MacaroonError) -> [UInt64: [UInt8]] {
-            var fields: [UInt64: [UInt8]] = [:]
+        /// The fields of one section, by type (each at most once: types strictly increase).
+        struct Section {
+            var location: [UInt8]?
+            var identifier: [UInt8]?
+            var verificationId: [UInt8]?
+            var isEmpty: Bool { location == nil && identifier == nil && verificationId == nil }
+        }
+
+        /// A section: fields in increasing type order until EOS; `allowed` are the field types it may hold.
+        mutating func section(_ context: StaticString, allowed: [Field]) throws(MacaroonError) -> Section {
+            var fields = Section()
             var previous: UInt64?
             while true {
                 let (type, data) = try packet("\(context) section")
                 if type == Field.eos.rawValue { return fields }
-                guard allowed.contains(type) else { throw .unknownField(type: type, section: context) }
-                if let previous, type <= previous { throw .fieldsOutOfOrder(section: context) }
+                guard let field = Field(rawValue: type), allowed.contains(field) else {
+                    throw .unknownField(type: type, section: "\(context)")
+                }
+                if let previous, type <= previous { throw .fieldsOutOfOrder(section: "\(context)") }
                 previous = type
-                fields[type] = data
+                switch field {
+                case .location: fields.location = data
+                case .identifier: fields.identifier = data
+                case .verificationId: fields.verificationId = data
+                case .eos, .signature: break  // not allowed in a section
+                }
             }
         }
     }
@@ -183,19 +198,16 @@ public struct Macaroon: Sendable, Hashable {
 
     private static func decodeV2(_ bytes: [UInt8]) throws(MacaroonError) -> Macaroon {
         var reader = V2Reader(bytes: bytes, pos: 1)
-        let header = try reader.section("header", allowed: [Field.location.rawValue, Field.identifier.rawValue])
-        guard let identifier = header[Field.identifier.rawValue] else { throw .missingIdentifier(section: "header") }
-        let location = try header[Field.location.rawValue].map { (b: [UInt8]) throws(MacaroonError) in try utf8String(b, "location") }
+        let header = try reader.section("header", allowed: [.location, .identifier])
+        guard let identifier = header.identifier else { throw .missingIdentifier(section: "header") }
+        let location = try header.location.map { (b: [UInt8]) throws(MacaroonError) in try utf8String(b, "location") }
         var caveats: [Caveat] = []
         while true {
-            let fields = try reader.section(
-                "caveat",
-                allowed: [Field.location.rawValue, Field.identifier.rawValue, Field.verificationId.rawValue]
-            )
+            let fields = try reader.section("caveat", allowed: [.location, .identifier, .verificationId])
             if fields.isEmpty { break }
-            guard let cid = fields[Field.identifier.rawValue] else { throw .missingIdentifier(section: "caveat") }
-            let cl = try fields[Field.location.rawValue].map { (b: [UInt8]) throws(MacaroonError) in try utf8String(b, "caveat location") }
-            caveats.append(Caveat(location: cl, identifier: cid, verificationId: fields[Field.verificationId.rawValue]))
+            guard let cid = fields.identifier else { throw .missingIdentifier(section: "caveat") }
+            let cl = try fields.location.map { (b: [UInt8]) throws(MacaroonError) in try utf8String(b, "caveat location") }
+            caveats.append(Caveat(location: cl, identifier: cid, verificationId: fields.verificationId))
         }
         let (type, signature) = try reader.packet("signature")
         guard type == Field.signature.rawValue else {

@@ -4,11 +4,14 @@ import Routeweiler
 import RouteweilerTesting
 import RouteweilerPostgres
 import RouteweilerSQLite
+import Synchronization
 import Testing
 
 /// What the hot-path storage changes must not break: running totals equal the draws, the intent and the
 /// reservation commit or roll back together, and write-behind trace rows all land exactly once.
 @Suite struct HotPathStorageTests {
+    final class RunCounter: Sendable { let runs = Atomic<Int>(0) }
+
     private static let t0 = Date(timeIntervalSince1970: 1_780_000_000.25)
 
     private static func envelope(_ id: String = "env-1", cap: Int64 = 1_000) -> BudgetEnvelope {
@@ -266,6 +269,84 @@ import Testing
     /// settled by another store after a restart — its stored receipt is signed and verifies before it leaves
     /// `reserved`, a replay stays byte-identical, and a key that does not match the envelope still refuses the
     /// reservation before anything is written.
+    /// The offer's deferred check gates the reservation's commit: a failing check leaves no draw, no intent and no
+    /// reserved amount, and its error wins over the store's own refusal (over the cap); a passing one commits, run
+    /// once. On SQLite also when the transaction has to wait in the writer's queue behind another connection's lock
+    /// (the check then runs on the calling thread while it waits).
+    @Test(arguments: Backend.available) func theOffersCheckGatesTheReservationsCommit(_ backend: Backend) async throws {
+        let (backing, store, journal) = try await Self.storeAndJournal(backend, name: "gate")
+        let counter = RunCounter()
+        func check(passing: Bool, start: Bool) -> DeferredOfferCheck {
+            let check = DeferredOfferCheck {
+                        counter.runs.add(1, ordering: .relaxed)
+                Thread.sleep(forTimeInterval: 0.03)
+                guard passing else { throw ChallengeError("Invalid BOLT-11 invoice: invalidSignature", rail: .l402) }
+                return "02ab"
+            }
+            if start { check.start() }
+            return check
+        }
+        func reserve(_ key: String, amount: Int64 = 3, _ check: DeferredOfferCheck) async throws -> DrawReceipt {
+            try await store.reserveSigningLater(envelopeID: "env-1", requestID: "req-" + key, idempotencyKey: key,
+                                                amountMinorUnits: amount, rail: .l402, lease: .seconds(600),
+                                                now: Self.t0, recording: Self.intent("intent-" + key), in: journal,
+                                                committingOnlyIf: check)
+        }
+        func expectNothingWritten(_ comment: Comment) async throws {
+            #expect(try await store.draws(envelopeID: "env-1").isEmpty, comment)
+            #expect(try await journal.pending().isEmpty, comment)
+            let balance = try await store.balance(envelopeID: "env-1")
+            #expect(balance.reservedMinorUnits == 0 && balance.settledMinorUnits == 0, comment)
+        }
+
+        for start in [true, false] {
+            await #expect(throws: ChallengeError.self, "started: \(start)") {
+                _ = try await reserve("bad-\(start)", check(passing: false, start: start))
+            }
+            try await expectNothingWritten("failed check, started: \(start)")
+        }
+        // Over the cap (50) and a failing check: the check's error is the reason.
+        await #expect(throws: ChallengeError.self) { _ = try await reserve("over", amount: 60, check(passing: false, start: true)) }
+        try await expectNothingWritten("over the cap")
+
+        counter.runs.store(0, ordering: .relaxed)
+        let good = try await reserve("good", check(passing: true, start: true))
+        #expect(counter.runs.load(ordering: .relaxed) == 1)
+        #expect(try await store.draws(envelopeID: "env-1").map(\.id) == [good.receiptId])
+        #expect(try await journal.pending().map(\.drawID) == [good.receiptId])
+
+        guard backend == .sqlite else { return }
+        // The write lock held by another connection: the reservation waits in the queue, and is still gated.
+        var lockConfig = Configuration()
+        lockConfig.allowsUnsafeTransactions = true
+        let other = try DatabaseQueue(path: backing.path, configuration: lockConfig)
+        for passing in [false, true] {
+            try await other.writeWithoutTransaction { try $0.execute(sql: "BEGIN IMMEDIATE") }
+            counter.runs.store(0, ordering: .relaxed)
+            let key = "queued-\(passing)"
+            let gate = check(passing: passing, start: false)
+            let reservation = Task { [store, journal] in
+                try await store.reserveSigningLater(
+                    envelopeID: "env-1", requestID: "req-" + key, idempotencyKey: key, amountMinorUnits: 3, rail: .l402,
+                    lease: .seconds(600), now: Self.t0, recording: Self.intent("intent-" + key), in: journal,
+                    committingOnlyIf: gate)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(counter.runs.load(ordering: .relaxed) == 1, "the check ran while the transaction waited")
+            try await other.writeWithoutTransaction { try $0.execute(sql: "COMMIT") }
+            let outcome = await reservation.result
+            #expect(counter.runs.load(ordering: .relaxed) == 1)
+            let draws = try await store.draws(envelopeID: "env-1").map(\.id)
+            if passing {
+                let receipt = try outcome.get()
+                #expect(Set(draws) == [good.receiptId, receipt.receiptId])
+            } else {
+                #expect(throws: ChallengeError.self) { try outcome.get() }
+                #expect(draws == [good.receiptId])
+            }
+        }
+    }
+
     @Test(arguments: Backend.available) func aReceiptSignedLaterIsStoredBeforeTheDrawLeavesReserved(_ backend: Backend)
         async throws
     {
@@ -274,7 +355,8 @@ import Testing
         func reserve(_ key: String, lease: Duration = .seconds(600)) async throws -> DrawReceipt {
             try await store.reserveSigningLater(envelopeID: "env-1", requestID: "req-" + key, idempotencyKey: key,
                                                 amountMinorUnits: 3, rail: .l402, lease: lease, now: Self.t0,
-                                                recording: intent("intent-" + key), in: journal)
+                                                recording: intent("intent-" + key), in: journal,
+                                                committingOnlyIf: nil)
         }
         func replay(_ key: String) async throws -> DrawReceipt {
             try await store.reserve(envelopeID: "env-1", requestID: "req-" + key, idempotencyKey: key,

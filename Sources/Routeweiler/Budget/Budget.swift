@@ -235,9 +235,15 @@ public protocol BudgetStore: Sendable {
     /// may be left for later: a store that does so returns the receipt with an empty `signature`, and makes and
     /// stores it when the draw is settled or released (off the caller's path, while the paid retry is on the wire),
     /// or when the sweeper or a replay finds the row without one. The default signs at once.
+    ///
+    /// `check` is the offer's deferred check (the invoice signature, started on another thread while routing): the
+    /// reservation and the intent are written only if it passes, and its error wins over any refusal of the
+    /// store's, so an offer that fails it changes nothing. A store may run it inside its transaction, just before
+    /// the commit, so that it finishes while the statements run; the default runs it first.
     func reserveSigningLater(envelopeID: String, requestID: String, idempotencyKey: String, amountMinorUnits: Int64,
                              rail: RailID, lease: Duration, now: Date, recording intent: PaymentIntent,
-                             in journal: any PaymentJournal) async throws -> DrawReceipt
+                             in journal: any PaymentJournal, committingOnlyIf check: DeferredOfferCheck?)
+        async throws -> DrawReceipt
 }
 
 extension BudgetStore {
@@ -251,10 +257,11 @@ extension BudgetStore {
 
     public func reserveSigningLater(envelopeID: String, requestID: String, idempotencyKey: String,
                                     amountMinorUnits: Int64, rail: RailID, lease: Duration, now: Date,
-                                    recording intent: PaymentIntent, in journal: any PaymentJournal) async throws
-        -> DrawReceipt
+                                    recording intent: PaymentIntent, in journal: any PaymentJournal,
+                                    committingOnlyIf check: DeferredOfferCheck?) async throws -> DrawReceipt
     {
-        try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
+        try check?.run()
+        return try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
                           amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now, recording: intent,
                           in: journal)
     }
