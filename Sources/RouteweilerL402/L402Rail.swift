@@ -187,22 +187,25 @@ public struct L402Rail: Rail {
 
     /// `5,000 sats`, or `2.5 sats` when the invoice has a millisatoshi part.
     static func humanSats(_ sats: UInt64, msat: UInt64) -> String {
-        var digits = Array(String(sats))
-        var out: [Character] = []
-        while digits.count > 3 {
-            out.insert(contentsOf: [","] + digits.suffix(3), at: 0)
-            digits.removeLast(3)
+        let digits = Array(String(sats).utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(digits.count + digits.count / 3 + 10)
+        for (i, d) in digits.enumerated() {
+            if i > 0, (digits.count - i) % 3 == 0 { out.append(UInt8(ascii: ",")) }
+            out.append(d)
         }
-        out.insert(contentsOf: digits, at: 0)
-        var s = String(out)
-        let rest = msat % 1000
+        var rest = msat % 1000
         if rest != 0 {
-            var frac = String(rest)
-            while frac.count < 3 { frac = "0" + frac }
-            while frac.hasSuffix("0") { frac.removeLast() }
-            s += "." + frac
+            out.append(UInt8(ascii: "."))
+            var divisor: UInt64 = 100
+            while rest != 0 {  // three digits at most, trailing zeros dropped
+                out.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+                rest %= divisor
+                divisor /= 10
+            }
         }
-        return s + " sats"
+        out.append(contentsOf: " sats".utf8)
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -440,26 +440,62 @@ public struct Macaroon: Sendable, Hashable {
 
     /// The value of the first first-party caveat named `key` (exact match), or `nil`.
     public func firstPartyCaveat(_ key: String) -> String? {
-        firstPartyCaveats.first { $0.key == key }?.value
+        var found: String?
+        forEachFirstPartyCaveat { k, v in
+            guard k.elementsEqual(key.utf8) else { return true }
+            found = String(decoding: v, as: UTF8.self)
+            return false
+        }
+        return found
     }
 
     /// The earliest expiry (unix seconds) among `valid_until` and, when `service` is given,
     /// `<service>_valid_until` caveats; unparseable values are ignored. `nil` if none.
     public func expiry(service: String?) -> UInt64? {
-        let keys: Set<String> = service.map { ["valid_until", "\($0)_valid_until"] } ?? ["valid_until"]
-        return firstPartyCaveats
-            .filter { keys.contains($0.key) }
-            .compactMap { UInt64($0.value) }
-            .min()
+        let serviceKey = service.map { Array("\($0)_valid_until".utf8) }
+        var earliest: UInt64?
+        forEachFirstPartyCaveat { k, v in
+            if k.elementsEqual("valid_until".utf8) || serviceKey.map({ k.elementsEqual($0) }) == true,
+                let value = UInt64(String(decoding: v, as: UTF8.self))
+            {
+                earliest = min(earliest ?? value, value)
+            }
+            return true
+        }
+        return earliest
     }
 
     /// The name of the first `valid_until` or `*_valid_until` caveat whose unix-seconds value is
     /// `<= now`, or `nil` if none has expired.
     public func expiredCaveat(now: UInt64) -> String? {
-        firstPartyCaveats.first { caveat in
-            (caveat.key == "valid_until" || caveat.key.hasSuffix("_valid_until"))
-                && UInt64(caveat.value).map { $0 <= now } == true
-        }?.key
+        var expired: String?
+        forEachFirstPartyCaveat { k, v in
+            guard k.count >= 11, k[k.index(k.endIndex, offsetBy: -11)...].elementsEqual("valid_until".utf8),
+                k.count == 11 || k[k.index(k.endIndex, offsetBy: -12)] == UInt8(ascii: "_"),
+                let value = UInt64(String(decoding: v, as: UTF8.self)), value <= now
+            else { return true }
+            expired = String(decoding: k, as: UTF8.self)
+            return false
+        }
+        return expired
+    }
+
+    /// Calls `body` with the key and value bytes (split at the first `=`, trimmed) of each first-party caveat that
+    /// is valid UTF-8 with an `=`, in order, as ``firstPartyCaveats`` lists them, until it returns `false`.
+    private func forEachFirstPartyCaveat(_ body: (ArraySlice<UInt8>, ArraySlice<UInt8>) -> Bool) {
+        func trimmed(_ s: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+            func isWhitespace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+            var lo = s.startIndex, hi = s.endIndex
+            while lo < hi, isWhitespace(s[lo]) { lo += 1 }
+            while hi > lo, isWhitespace(s[hi - 1]) { hi -= 1 }
+            return s[lo..<hi]
+        }
+        for caveat in caveats where caveat.isFirstParty {
+            let id = caveat.identifier[...]
+            guard let eq = id.firstIndex(of: UInt8(ascii: "=")), String(validating: id, as: UTF8.self) != nil
+            else { continue }
+            if !body(trimmed(id[..<eq]), trimmed(id[(eq + 1)...])) { return }
+        }
     }
 
     /// The identifier read as an L402 identifier, or `nil` if it is not one.

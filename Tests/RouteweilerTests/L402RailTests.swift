@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Routeweiler
-import RouteweilerL402
+@testable import RouteweilerL402
 import RouteweilerTesting
 import RouteweilerWire
 import Synchronization
@@ -59,6 +59,41 @@ struct ChallengeFactory {
 }
 
 @Suite struct L402RailTests {
+    /// The offer's human-readable price: thousands grouped with commas, a millisatoshi part as up to three
+    /// decimals without trailing zeros; checked on fixed cases and against a character-by-character formatter.
+    @Test func theHumanPriceGroupsThousandsAndKeepsMillisatoshis() {
+        #expect(L402Rail.humanSats(0, msat: 0) == "0 sats")
+        #expect(L402Rail.humanSats(999, msat: 999_000) == "999 sats")
+        #expect(L402Rail.humanSats(5_000, msat: 5_000_000) == "5,000 sats")
+        #expect(L402Rail.humanSats(1_234_567, msat: 1_234_567_000) == "1,234,567 sats")
+        #expect(L402Rail.humanSats(2, msat: 2_500) == "2.5 sats")
+        #expect(L402Rail.humanSats(1, msat: 1_001) == "1.001 sats")
+        #expect(L402Rail.humanSats(0, msat: 30) == "0.03 sats")
+        #expect(L402Rail.humanSats(UInt64.max / 1000, msat: UInt64.max) == "18,446,744,073,709,551.615 sats")
+        func reference(_ msat: UInt64) -> String {
+            var digits = Array(String(msat / 1000))
+            var out: [Character] = []
+            while digits.count > 3 {
+                out.insert(contentsOf: [","] + digits.suffix(3), at: 0)
+                digits.removeLast(3)
+            }
+            out.insert(contentsOf: digits, at: 0)
+            var s = String(out)
+            if msat % 1000 != 0 {
+                var frac = String(msat % 1000)
+                while frac.count < 3 { frac = "0" + frac }
+                while frac.hasSuffix("0") { frac.removeLast() }
+                s += "." + frac
+            }
+            return s + " sats"
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<5_000 {
+            let msat = UInt64.random(in: 0...UInt64.max, using: &rng) >> UInt64.random(in: 0...63, using: &rng)
+            #expect(L402Rail.humanSats(msat / 1000, msat: msat) == reference(msat))
+        }
+    }
+
     let factory = ChallengeFactory()
 
     func client(_ transport: ScriptedTransport, node: TableNode, network: LightningNetwork = .bitcoinRegtest,

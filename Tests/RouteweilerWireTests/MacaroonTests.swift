@@ -335,6 +335,38 @@ struct MacaroonBehaviourTests {
         return try Macaroon(base64: v.v2.base64Std)
     }
 
+    /// `firstPartyCaveat`, `expiry` and `expiredCaveat` read the caveats without building the pair list; they agree
+    /// with answers derived from ``Macaroon/firstPartyCaveats`` on caveats with whitespace, duplicates, no `=`,
+    /// invalid UTF-8, third-party ones and unparseable values.
+    @Test func caveatQueriesAgreeWithTheListedPairs() {
+        var m = Macaroon.mint(rootKey: Self.rootKey, identifier: Array("id".utf8), location: nil)
+        for predicate in [" services = a:0,b:1 ", "valid_until=1700000000", "api_valid_until = 1600000000",
+                          "valid_until=abc", "novalue", "x_valid_until=1650000000", "valid_until=1750000000",
+                          "services=second", "xvalid_until=1000", "api_valid_until=1550000000 "] {
+            m = m.addingFirstPartyCaveat(predicate)
+        }
+        m = m.addingFirstPartyCaveat([0xff, 0x3d, 0x31])  // invalid UTF-8 with "=1"
+        m.caveats.append(.init(location: "https://third.party", identifier: Array("valid_until=1".utf8),
+                               verificationId: [1, 2, 3]))
+        let pairs = m.firstPartyCaveats
+        for key in ["services", "valid_until", "novalue", "api_valid_until", "missing", "Services"] {
+            #expect(m.firstPartyCaveat(key) == pairs.first { $0.key == key }?.value, "\(key)")
+        }
+        for service in [nil, "api", "x", "none"] as [String?] {
+            let keys = ["valid_until"] + (service.map { ["\($0)_valid_until"] } ?? [])
+            let expected = pairs.filter { keys.contains($0.key) }.compactMap { UInt64($0.value) }.min()
+            #expect(m.expiry(service: service) == expected, "\(service ?? "nil")")
+        }
+        #expect(m.expiry(service: "api") == 1_550_000_000)
+        for now: UInt64 in [0, 1_000, 1_549_999_999, 1_550_000_000, 1_600_000_000, 1_650_000_000, 1_800_000_000] {
+            let expected = pairs.first { c in
+                (c.key == "valid_until" || c.key.hasSuffix("_valid_until")) && UInt64(c.value).map { $0 <= now } == true
+            }?.key
+            #expect(m.expiredCaveat(now: now) == expected, "\(now)")
+        }
+        #expect(m.expiredCaveat(now: 1_600_000_000) == "api_valid_until")
+    }
+
     @Test func firstPartyCaveatsAndExpiry() throws {
         let m = try weather()
         #expect(m.firstPartyCaveats.map(\.key) == ["services", "weather_valid_until"])
