@@ -376,7 +376,8 @@ public final class RouteweilerClient: Sendable {
         let requestID = UUIDv7.make()
         let stickyKey = StickyCache.Key(origin: request.origin, agentID: configuration.agentID)
         var logger = configuration.logger
-        logger[metadataKey: "rw.call_id"] = "\(requestID)"
+        // The call's id on everything it logs; not made for a logger that would drop all of it (the default).
+        if logger.logLevel <= .error { logger[metadataKey: "rw.call_id"] = "\(requestID)" }
         let start = Date()
         let clock = ContinuousClock()
         let startInstant = clock.now

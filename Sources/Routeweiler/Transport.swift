@@ -26,11 +26,14 @@ struct AsyncHTTPClientTransport: HTTPTransport {
         } catch {
             throw TransportError("\(request.method) \(request.origin): \(error)", cause: error)
         }
-        var fields = HTTPFields()
-        fields.reserveCapacity(response.headers.count)
+        // Collected into an array and added at once: `HTTPFields.append` goes through its generic
+        // `replaceSubrange` once per field.
+        var list: [HTTPField] = []
+        list.reserveCapacity(response.headers.count)
         for (name, value) in response.headers {
-            if let n = HTTPField.Name(name) { fields.append(HTTPField(name: n, value: value)) }
+            if let n = HTTPField.Name(name) { list.append(HTTPField(name: n, value: value)) }
         }
+        let fields = HTTPFields(list)
         return TransportResponse(
             status: HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
             headerFields: fields, body: Array(buffer: body))

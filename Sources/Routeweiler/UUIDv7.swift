@@ -145,8 +145,8 @@ public enum Timestamp {
                 }
                 i += width
             }
-            func put(_ c: Character) {
-                out[i] = c.asciiValue!
+            func put(_ c: Unicode.Scalar) {
+                out[i] = UInt8(ascii: c)
                 i += 1
             }
             digits(y, 4); put("-"); digits(m, 2); put("-"); digits(d, 2); put("T")
