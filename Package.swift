@@ -209,6 +209,7 @@ let package = Package(
                 "RouteweilerX402",
                 "LNDClient",
                 "RouteweilerTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

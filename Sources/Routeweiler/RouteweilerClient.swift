@@ -1,4 +1,4 @@
-import AsyncHTTPClient
+public import AsyncHTTPClient
 import Crypto
 import Foundation
 public import HTTPTypes
@@ -73,6 +73,11 @@ public final class RouteweilerClient: Sendable {
         public var logger = Logger(label: "routeweiler", factory: { _ in SwiftLogNoOpLogHandler() })
         /// Replaces the HTTP transport (defaults to AsyncHTTPClient without redirects).
         public var transport: (any HTTPTransport)?
+        /// An AsyncHTTPClient to send through (its connection pool and event loops shared with the rest of the
+        /// application) instead of one made and owned by this client; ignored when ``transport`` is set. The client
+        /// is not shut down by ``RouteweilerClient/shutdown()``. Its redirect configuration is used as it is: leave
+        /// redirects disallowed, so that a 402 reaches Routeweiler from the URL that asked for payment.
+        public var httpClient: HTTPClient?
         /// Called synchronously for each step of a call (see ``FlowEvent``); keep it fast.
         public var onEvent: (@Sendable (FlowEvent) -> Void)?
         /// Where metrics go; `nil` uses the process-wide `MetricsSystem` (a no-op until the application bootstraps it).
@@ -155,6 +160,9 @@ public final class RouteweilerClient: Sendable {
         self.policyHash = configuration.policy.hash
         if let transport = configuration.transport {
             self.transport = transport
+            self.ownedHTTPClient = nil
+        } else if let client = configuration.httpClient {
+            self.transport = AsyncHTTPClientTransport(client: client, maxResponseBytes: configuration.maxResponseBytes)
             self.ownedHTTPClient = nil
         } else {
             var ahc = HTTPClient.Configuration()

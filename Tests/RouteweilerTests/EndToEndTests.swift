@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import GRDB
 import HTTPTypes
@@ -115,6 +116,29 @@ final class CollectingLogHandler: LogHandler {
             #expect(!logs.contains(macaroon))
             #expect(!logs.contains(stack.lnd.macaroonHex))
             #expect(!logs.contains("L402 "))
+        }
+    }
+
+    /// A client given an AsyncHTTPClient sends through it (the paid call and its retry included) and leaves it
+    /// running when it shuts down: the application still owns it.
+    @Test func aGivenHTTPClientCarriesTheCallsAndOutlivesTheClient() async throws {
+        try await Stack.run { stack in
+            var ahcConfig = HTTPClient.Configuration()
+            ahcConfig.redirectConfiguration = .disallow
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: ahcConfig)
+            var config = stack.configuration()
+            config.httpClient = http
+            let (paid, free) = try await RouteweilerClient.withClient(configuration: config) { rw in
+                (try await rw.get(stack.paywall.url("/protected")), try await rw.get(stack.paywall.url("/free")))
+            }
+            #expect(paid.status == .ok && paid.payment != nil)
+            #expect(free.text == #"{"free":true}"#)
+            #expect(stack.lnd.paymentCount == 1)
+            // Still usable after the Routeweiler client shut down.
+            let again = try await http.execute(HTTPClientRequest(url: stack.paywall.url("/free")), timeout: .seconds(10))
+            #expect(again.status == .ok)
+            _ = try await again.body.collect(upTo: 1024)
+            try await http.shutdown()
         }
     }
 
