@@ -6,13 +6,19 @@ public import HTTPTypes
 public struct RouteweilerRequest: Sendable {
     public var method: HTTPRequest.Method
     public var url: URL {
-        didSet { origin = url.routeweilerOrigin }
+        didSet {
+            origin = url.routeweilerOrigin
+            isPlainHTTP = false
+        }
     }
     public var headerFields: HTTPFields
     public var body: [UInt8]?
     /// `scheme://host:port` with the default port made explicit (443 for https, else 80); kept with ``url`` (a call
     /// reads it several times).
     public private(set) var origin: String
+    /// Whether ``url`` was made from a string ``URL/plainHTTPOrigin(_:)`` accepts: an http(s) URL without user
+    /// info (`false` when not known).
+    package private(set) var isPlainHTTP = false
 
     public init(method: HTTPRequest.Method = .get, url: URL, headerFields: HTTPFields = [:], body: [UInt8]? = nil) {
         self.method = method
@@ -33,13 +39,14 @@ public struct RouteweilerRequest: Sendable {
         return String(origin[start..<portColon])
     }
 
-    /// With the origin already read from the URL's string.
-    init(method: HTTPRequest.Method, url: URL, origin: String, headerFields: HTTPFields, body: [UInt8]?) {
+    /// A URL parsed from a string ``URL/plainHTTPOrigin(_:)`` accepted with `origin`.
+    init(method: HTTPRequest.Method, plainHTTPURL url: URL, origin: String, headerFields: HTTPFields, body: [UInt8]?) {
         self.method = method
         self.url = url
         self.headerFields = headerFields
         self.body = body
         self.origin = origin
+        self.isPlainHTTP = true
     }
 }
 

@@ -320,8 +320,8 @@ public final class RouteweilerClient: Sendable {
         // A plain http(s) URL is checked on its bytes; anything else through Foundation's accessors.
         let parsed: URL
         let plainOrigin: String?
-        if let last = lastParsedURL.withLock({ $0 }), last.text == url {
-            (parsed, plainOrigin) = (last.url, last.origin)
+        if let last = lastParsedURL.withLock({ last in last.flatMap { $0.text == url ? ($0.url, $0.origin) : nil } }) {
+            (parsed, plainOrigin) = last
         } else {
             guard let fresh = URL(string: url) else { throw ConfigurationError("not an absolute http(s) URL: \(url)") }
             parsed = fresh
@@ -330,7 +330,8 @@ public final class RouteweilerClient: Sendable {
         }
         let rq: RouteweilerRequest
         if let origin = plainOrigin {
-            rq = RouteweilerRequest(method: method, url: parsed, origin: origin, headerFields: headers, body: body)
+            rq = RouteweilerRequest(method: method, plainHTTPURL: parsed, origin: origin, headerFields: headers,
+                                    body: body)
         } else {
             guard parsed.scheme.map({ ["http", "https"].contains($0.lowercased()) }) == true, parsed.host != nil else {
                 throw ConfigurationError("not an absolute http(s) URL: \(url)")
@@ -399,7 +400,7 @@ public final class RouteweilerClient: Sendable {
         let reuse = configuration.reuseCredentials && !callerSentAuthorization
 
         // A credential paid earlier for this origin and scope is presented first.
-        if reuse, let credential = try? await credentials.credential(for: request.url, now: Date()) {
+        if reuse, let credential = try? await credentials.credential(for: request.url, origin: request.origin, now: Date()) {
             var withToken = request
             if let name = HTTPField.Name(credential.headerName) { withToken.headerFields[name] = credential.headerValue.value }
             do {
@@ -743,7 +744,9 @@ public final class RouteweilerClient: Sendable {
         if let budget = configuration.budget { envelopeID = budget.id }
         return TraceEvent(
             requestId: requestID, agentId: configuration.agentID, envelopeId: envelopeID, policyHash: policyHash,
-            method: request.method.rawValue, url: Self.traceURL(request.url), challenge: nil, selectedRail: nil,
+            method: request.method.rawValue,
+            url: request.isPlainHTTP ? request.url.absoluteString : Self.traceURL(request.url),  // no user info to drop
+            challenge: nil, selectedRail: nil,
             fallbackFrom: nil, facilitator: nil, fundingSource: nil, payment: nil,
             outcome: .init(httpStatus: nil, serviceDelivered: false, serviceLatencyMs: elapsedMs),
             timestampStart: start, timestampEnd: Date())
@@ -863,7 +866,7 @@ public final class RouteweilerClient: Sendable {
     }
 
     /// The URL for the trace, without user info.
-    static func traceURL(_ url: URL) -> String {
+    package static func traceURL(_ url: URL) -> String {
         let text = url.absoluteString
         // A plain http(s) URL has no user info (``URL/plainHTTPOrigin(_:)`` refuses any): no Foundation accessors.
         if URL.plainHTTPOrigin(text) != nil { return text }

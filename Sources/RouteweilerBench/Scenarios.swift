@@ -138,10 +138,12 @@ struct Scenarios {
         do {
             try await bare.start()
             try await traced.start()
-            // In blocks of 50 calls per client, rotating the order, so that the three share the machine's load
-            // over the run while each block's background work (the traced client's write-behind rows) stays in its
-            // own block: calls interleaved one by one would bill it to whichever client runs next.
-            let block = 50
+            // In blocks of 250 calls per client (~0.1 s), rotating the order, so that the three share the machine's
+            // load over the run while each block's background work (the traced client's write-behind rows) stays in
+            // its own block: calls interleaved one by one would bill it to whichever client runs next. A block is
+            // several times the trace's gather window (25 ms), so its rows are written while its calls run, as in
+            // use, not all in the flush at its end.
+            let block = 250
             var done = 0, warm = 0
             var round = 0
             while done < count {

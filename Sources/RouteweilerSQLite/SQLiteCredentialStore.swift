@@ -62,7 +62,11 @@ public final class SQLiteCredentialStore: CredentialStore {
     /// has not changed since the origin was last looked up: any commit to the file, by any connection or process,
     /// changes its WAL-index header (see ``LookupConnection/changeStamp()``), and the origin is read again.
     public func credential(for url: URL, now: Date) async throws -> StoredCredential? {
-        for credential in try credentials(origin: url.routeweilerOrigin) where credential.applies(to: url, now: now) {
+        try await credential(for: url, origin: url.routeweilerOrigin, now: now)
+    }
+
+    public func credential(for url: URL, origin: String, now: Date) async throws -> StoredCredential? {
+        for credential in try credentials(origin: origin) where credential.applies(to: url, now: now) {
             return credential
         }
         return nil
@@ -263,14 +267,16 @@ extension RouteweilerClient.Configuration {
     /// intents are always written before the payment, the intent in the reservation's transaction.
     public mutating func useSQLite(path: String, keystore: EnvelopeKeystore = EnvelopeKeystore(),
                                    urlMode: SQLiteTraceSink.URLMode = .raw,
-                                   traceWrites: SQLiteTraceSink.WriteMode = .writeBehind) throws {
+                                   traceWrites: SQLiteTraceSink.WriteMode = .writeBehind,
+                                   traceGatherWindow: Duration = SQLiteTraceSink.defaultGatherWindow) throws {
         let pool: DatabasePool
         do {
             pool = try RouteweilerDatabase.open(path: path)
         } catch let error as DatabaseError where SQLiteBudgetStore.isBusy(error) {
             throw SQLiteBudgetStore.busyError(path: path, timeout: 10)
         }
-        traceSink = SQLiteTraceSink(pool: pool, path: path, urlMode: urlMode, writeMode: traceWrites)
+        traceSink = SQLiteTraceSink(pool: pool, path: path, urlMode: urlMode, writeMode: traceWrites,
+                                    gatherWindow: traceGatherWindow)
         budgetStore = SQLiteBudgetStore(pool: pool, path: path, keystore: keystore)
         credentialStore = SQLiteCredentialStore(pool: pool)
         paymentJournal = SQLitePaymentJournal(pool: pool)

@@ -22,6 +22,8 @@ import Testing
             let url = try #require(URL(string: text))
             #expect(fast == url.foundationOrigin, "\(text)")
             #expect(url.routeweilerOrigin == fast)
+            // The trace writes such a URL's string as Foundation gives it: it has no user info to drop.
+            #expect(url.user == nil && url.password == nil && RouteweilerClient.traceURL(url) == url.absoluteString, "\(text)")
             let policyView = try #require(PolicyEngine.MatchTarget.hostAndOrigin(text))
             let foundationView = PolicyEngine.MatchTarget.foundationHostAndOrigin(url)
             #expect(policyView.host == foundationView.host && policyView.origin == foundationView.origin, "\(text)")
@@ -47,6 +49,7 @@ import Testing
             checked += 1
             let url = try #require(URL(string: text), "\(text)")
             #expect(fast == url.foundationOrigin, "\(text)")
+            #expect(url.user == nil && url.password == nil && RouteweilerClient.traceURL(url) == url.absoluteString, "\(text)")
             let policyView = try #require(PolicyEngine.MatchTarget.hostAndOrigin(text))
             let foundationView = PolicyEngine.MatchTarget.foundationHostAndOrigin(url)
             #expect(policyView.host == foundationView.host && policyView.origin == foundationView.origin, "\(text)")

@@ -52,6 +52,9 @@ public protocol CredentialStore: Sendable {
     func store(_ credential: StoredCredential) async throws
     /// A credential for `url` (same origin, covering scope, unexpired), most recent first.
     func credential(for url: URL, now: Date) async throws -> StoredCredential?
+    /// As ``credential(for:now:)``, for a caller that already has the URL's origin (`scheme://host:port`, as
+    /// ``URL/routeweilerOrigin``); the default reads it from the URL again.
+    func credential(for url: URL, origin: String, now: Date) async throws -> StoredCredential?
     /// Drops a credential the server refused.
     func remove(id: String) async throws
 }
@@ -72,4 +75,10 @@ public final class InMemoryCredentialStore: CredentialStore {
     }
     public func remove(id: String) async throws { items.withLock { $0.removeAll { $0.id == id } } }
     public var count: Int { items.withLock { $0.count } }
+}
+
+extension CredentialStore {
+    public func credential(for url: URL, origin: String, now: Date) async throws -> StoredCredential? {
+        try await credential(for: url, now: now)
+    }
 }
