@@ -19,8 +19,8 @@ public struct TraceWriteError: Error, CustomStringConvertible {
 /// row. The file is created with mode 0600 and opened in WAL mode; several processes may share it.
 ///
 /// By default rows are written behind the call (``WriteMode/writeBehind``): ``record(_:)`` queues the event and
-/// returns, and one background task writes whatever was queued over the last few milliseconds in one transaction,
-/// then the next batch. A trace row is not money data (draws and payment intents are written before paying, in the
+/// returns, and one background task writes whatever was queued over its ``gatherWindow`` (25 ms by default) in one
+/// transaction, then the next batch. A trace row is not money data (draws and payment intents are written before paying, in the
 /// budget store and the journal), so this takes the trace write off the call's latency without weakening what a
 /// crash can lose of money state.
 /// ``flush()`` (called by ``RouteweilerClient/shutdown()``) and every read wait for the queue first.

@@ -306,7 +306,7 @@ public struct Bolt11Invoice: Sendable, Hashable {
         if text.utf8.count >= 10, text.utf8.prefix(10).elementsEqual("lightning:".utf8, by: { a, b in
             (a >= UInt8(ascii: "A") && a <= UInt8(ascii: "Z") ? a + 32 : a) == b
         }) {
-            text = text.dropFirst(10)
+            text = Substring(text.utf8.dropFirst(10))  // ten bytes: a combining mark after the colon stays, and fails
         }
 
         let decoded: Bech32.Decoded

@@ -442,7 +442,7 @@ public struct Macaroon: Sendable, Hashable {
     public func firstPartyCaveat(_ key: String) -> String? {
         var found: String?
         forEachFirstPartyCaveat { k, v in
-            guard k.elementsEqual(key.utf8) else { return true }
+            guard Self.key(k, is: key) else { return true }
             found = String(decoding: v, as: UTF8.self)
             return false
         }
@@ -452,10 +452,10 @@ public struct Macaroon: Sendable, Hashable {
     /// The earliest expiry (unix seconds) among `valid_until` and, when `service` is given,
     /// `<service>_valid_until` caveats; unparseable values are ignored. `nil` if none.
     public func expiry(service: String?) -> UInt64? {
-        let serviceKey = service.map { Array("\($0)_valid_until".utf8) }
+        let serviceKey = service.map { "\($0)_valid_until" }
         var earliest: UInt64?
         forEachFirstPartyCaveat { k, v in
-            if k.elementsEqual("valid_until".utf8) || serviceKey.map({ k.elementsEqual($0) }) == true,
+            if k.elementsEqual("valid_until".utf8) || serviceKey.map({ Self.key(k, is: $0) }) == true,
                 let value = UInt64(String(decoding: v, as: UTF8.self))
             {
                 earliest = min(earliest ?? value, value)
@@ -478,6 +478,13 @@ public struct Macaroon: Sendable, Hashable {
             return false
         }
         return expired
+    }
+
+    /// Whether a caveat key's bytes name `key` as `String` equality does (canonical equivalence: byte equality for
+    /// ASCII, the common case).
+    private static func key(_ bytes: ArraySlice<UInt8>, is key: String) -> Bool {
+        if bytes.allSatisfy({ $0 < 0x80 }), key.utf8.allSatisfy({ $0 < 0x80 }) { return bytes.elementsEqual(key.utf8) }
+        return String(decoding: bytes, as: UTF8.self) == key
     }
 
     /// Calls `body` with the key and value bytes (split at the first `=`, trimmed) of each first-party caveat that

@@ -331,8 +331,14 @@ import Testing
                     lease: .seconds(600), now: Self.t0, recording: Self.intent("intent-" + key), in: journal,
                     committingOnlyIf: gate)
             }
-            try await Task.sleep(for: .milliseconds(100))
+            // The check runs (on the calling thread) while the transaction waits for the lock: it is done before
+            // the lock is let go, and nothing is committed yet.
+            let deadline = ContinuousClock.now + .seconds(8)
+            while counter.runs.load(ordering: .relaxed) == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
             #expect(counter.runs.load(ordering: .relaxed) == 1, "the check ran while the transaction waited")
+            #expect(try await store.draws(envelopeID: "env-1").map(\.id) == [good.receiptId])
             try await other.writeWithoutTransaction { try $0.execute(sql: "COMMIT") }
             let outcome = await reservation.result
             #expect(counter.runs.load(ordering: .relaxed) == 1)

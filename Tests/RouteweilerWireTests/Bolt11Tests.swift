@@ -510,6 +510,10 @@ struct Bolt11Tests {
         expectBolt11Error(String(mixed)) { $0 == .invalidBech32(.mixedCase) }
         expectBolt11Error("lightning:") { if case .invalidBech32 = $0 { true } else { false } }
         expectBolt11Error("") { if case .invalidBech32 = $0 { true } else { false } }
+        // Whitespace other than ASCII is trimmed too; a combining mark on the prefix's colon is not part of it.
+        #expect(try Bolt11Invoice(parsing: "\u{2003}lightning:" + raw + "\u{00A0}") == expected)
+        expectBolt11Error("lightning:\u{301}" + raw) { $0 == .invalidBech32(.invalidHumanReadablePart) }
+        expectBolt11Error("lightning" + raw) { _ in true }
     }
 
     @Test func missingFieldsAndTruncation() throws {

@@ -365,6 +365,11 @@ struct MacaroonBehaviourTests {
             #expect(m.expiredCaveat(now: now) == expected, "\(now)")
         }
         #expect(m.expiredCaveat(now: 1_600_000_000) == "api_valid_until")
+        // Keys compare as Strings do: the Kelvin sign is canonically a K.
+        let kelvin = Macaroon.mint(rootKey: Self.rootKey, identifier: Array("id".utf8), location: nil)
+            .addingFirstPartyCaveat("\u{212A}ey=1").addingFirstPartyCaveat("\u{212A}_valid_until=5")
+        #expect(kelvin.firstPartyCaveat("Key") == "1")
+        #expect(kelvin.expiry(service: "K") == 5)
     }
 
     @Test func firstPartyCaveatsAndExpiry() throws {

@@ -262,8 +262,8 @@ extension BudgetStore {
     {
         try check?.run()
         return try await reserve(envelopeID: envelopeID, requestID: requestID, idempotencyKey: idempotencyKey,
-                          amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now, recording: intent,
-                          in: journal)
+                                 amountMinorUnits: amountMinorUnits, rail: rail, lease: lease, now: now,
+                                 recording: intent, in: journal)
     }
 
     public func settle(drawID: String, amountMinorUnits: Int64, now: Date, resolving intentID: String, proof: String?,
