@@ -235,8 +235,18 @@ struct LNDClientTests {
         let configuration = FakeLND.Configuration(clientTimeout: .seconds(4))
         try await self.withNode(configuration: configuration) { fake, client in
             let invoice = await fake.network.makeInvoice(amountMsat: 3_000)
-            fake.hangAfterInFlight(seconds: 5.5)  // SendPaymentV2 deadline: 4 s + 1 s
-            let outcome = try await client.sendPayment(paymentRequest: invoice.paymentRequest, feeLimitMsat: 1_000, timeoutSeconds: 1)
+            // In flight until the client, past SendPaymentV2's deadline (4 s + 1 s), asks TrackPaymentV2; settled
+            // then. (A timed hang raced the deadline: with the two cores busy its sleep could end late.)
+            fake.holdAfterInFlight()
+            async let sent = client.sendPayment(paymentRequest: invoice.paymentRequest, feeLimitMsat: 1_000, timeoutSeconds: 1)
+            let clock = ContinuousClock()
+            let giveUp = clock.now + .seconds(60)
+            while !fake.calls.contains("TrackPaymentV2"), clock.now < giveUp {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(fake.calls.filter { $0 == "SendPaymentV2" }.count == 1)
+            await fake.releaseHeldPayments()
+            let outcome = try await sent
             #expect(outcome.status == .succeeded)
             #expect(outcome.preimage == invoice.preimage)
             #expect(fake.calls.contains("TrackPaymentV2"))

@@ -233,6 +233,21 @@ public final class FakeLND: Sendable {
         self.core.state.withLock { $0.faults.hang = .milliseconds(Int64(seconds * 1000)) }
     }
 
+    /// Makes the next payment stay `IN_FLIGHT` until ``releaseHeldPayments()``: a test decides when it settles
+    /// instead of a timer racing the client's deadlines (which, on a loaded machine, need not fire in order).
+    public func holdAfterInFlight() {
+        self.core.state.withLock { $0.faults.hold = true }
+    }
+
+    /// Settles every payment held by ``holdAfterInFlight()``; returns once they are `SUCCEEDED`.
+    public func releaseHeldPayments() async {
+        let held = self.core.state.withLock { state -> [@Sendable () async -> Void] in
+            defer { state.heldPayments.removeAll() }
+            return state.heldPayments
+        }
+        for pay in held { await pay() }
+    }
+
     /// Makes the next payment report `SUCCEEDED` with a random (wrong) preimage.
     public func returnWrongPreimage() {
         self.core.state.withLock { $0.faults.wrongPreimage = true }
@@ -331,6 +346,7 @@ struct FakeLNDState: Sendable {
         var failReason: String?
         var breakStream = false
         var hang: Duration?
+        var hold = false
         var wrongPreimage = false
     }
 
@@ -345,6 +361,8 @@ struct FakeLNDState: Sendable {
     var payments: [[UInt8]: FakePayment] = [:]
     var paymentOrder: [[UInt8]] = []
     var calls: [String] = []
+    /// Payments held in flight by ``FakeLND/holdAfterInFlight()``, each settling when called.
+    var heldPayments: [@Sendable () async -> Void] = []
     var receivedMacaroons: [String?] = []
     var remotePeers: [String] = []
     var lastSendRequest: SendRequest?
@@ -651,7 +669,9 @@ struct FakeRouterService: Routerrpc_Router.SimpleServiceProtocol {
             await pay()
             throw RPCError(code: .unavailable, message: "fake LND: connection reset after IN_FLIGHT")
         }
-        if let hang = faults.hang {
+        if faults.hold {
+            core.state.withLock { $0.heldPayments.append(pay) }
+        } else if let hang = faults.hang {
             // The payment lives on even if this call ends, as in LND.
             Task {
                 try? await Task.sleep(for: hang)
