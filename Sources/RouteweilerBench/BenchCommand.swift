@@ -74,6 +74,10 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("micro"), help: "Run the micro-benchmarks of our own work instead of the call benchmarks.")
     var micro = false
 
+    @Flag(name: .customLong("micro-client-only"),
+          help: "With --micro: only the free calls through the whole client (no network), bare and traced.")
+    var microClientOnly = false
+
     @Option(name: .customLong("iterations"), help: "Iterations of each micro-benchmark.")
     var iterations: Int = 10_000
 
@@ -115,7 +119,7 @@ struct RunCommand: AsyncParsableCommand {
             peakRSSMiB: nil)
         if micro {
             report.target = "micro-benchmarks (no network)"
-            report.micro = try await Micro(iterations: iterations, log: log).run()
+            report.micro = try await Micro(iterations: iterations, clientOnly: microClientOnly, log: log).run()
         } else {
             let selected = self.selected, levels = self.levels
             let (count, warmup, concurrentCalls, noReuse) = (self.count, self.warmup, self.concurrentCalls, self.noReuse)

@@ -19,6 +19,8 @@ struct MicroResult: Codable, Sendable {
 /// paywall and a real trace event from a paid call.
 struct Micro {
     let iterations: Int
+    /// Only the client-level free-call benchmarks (`--micro-client-only`).
+    var clientOnly = false
     let log: @Sendable (String) -> Void
 
     func time(_ name: String, _ n: Int, note: String, _ body: () throws -> Void) rethrows -> MicroResult {
@@ -48,6 +50,7 @@ struct Micro {
     }
 
     func run() async throws -> [MicroResult] {
+        if clientOnly { return try await clientFreeCalls(n: iterations) }
         let network = FakeLightningNetwork()
         let paywall = FakePaywall(network: network, configuration: BenchTargets.paywallConfiguration(rail: .l402, priceSats: 10))
         let headers = try await paywall.mintChallenge()
@@ -202,6 +205,41 @@ struct Micro {
         results.append(try await timeAsync("credential_lookup", sqliteN, note: "SQLiteCredentialStore.credential(for:) with one stored token (start of every call when reuse is on)") {
             _ = try await credentials.credential(for: url, now: Date())
         })
+        results += try await clientFreeCalls(n: n)
+        return results
+    }
+
+    /// A whole free call through the client, with the network replaced by a transport that answers at once:
+    /// what the client itself does around a request, bare and with the SQLite trace, budget and reuse check on.
+    private func clientFreeCalls(n: Int) async throws -> [MicroResult] {
+        log("micro: free calls through the client, no network (\(n) each)")
+        var results: [MicroResult] = []
+        try await BenchTargets.with(url: nil, freeURL: nil, rail: .l402, lnd: try BenchLNDOptions.parse([]),
+                                    evm: try BenchEVMOptions.parse([]), priceSats: 10, placement: .inProcess) { target in
+            let answer = ImmediateTransport(response: TransportResponse(
+                status: .ok, headerFields: [.contentType: "application/json", .contentLength: "13"],
+                body: Array(#"{"free":true}"#.utf8)))
+            let url = "http://127.0.0.1:8080/free"
+            var bareConfig = BenchConfig.bare(target: target)
+            bareConfig.transport = answer
+            let dir = try BenchConfig.freshDirectory("micro-free")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            var fullConfig = try BenchConfig.full(target: target, directory: dir, reuse: true, probe: false)
+            fullConfig.transport = answer
+            try await RouteweilerClient.withClient(configuration: bareConfig) { bare in
+                results.append(try await timeAsync("client_free_call_bare", n,
+                                                   note: "RouteweilerClient.get, no trace sink or budget; the transport answers 200 at once") {
+                    _ = try await bare.get(url)
+                })
+            }
+            try await RouteweilerClient.withClient(configuration: fullConfig) { full in
+                results.append(try await timeAsync("client_free_call_traced", n,
+                                                   note: "the same with the SQLite trace (written behind), budget, policy and reuse check") {
+                    _ = try await full.get(url)
+                })
+                try await full.configuration.traceSink?.flush()
+            }
+        }
         return results
     }
 
@@ -226,4 +264,10 @@ struct Micro {
         }
         return event
     }
+}
+
+/// Answers every request with the same response, at once: the client's own work without the network.
+struct ImmediateTransport: HTTPTransport {
+    let response: TransportResponse
+    func send(_ request: RouteweilerRequest, timeout: Duration) async throws -> TransportResponse { response }
 }
