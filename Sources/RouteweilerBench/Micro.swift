@@ -214,8 +214,7 @@ struct Micro {
     private func clientFreeCalls(n: Int) async throws -> [MicroResult] {
         log("micro: free calls through the client, no network (\(n) each)")
         var results: [MicroResult] = []
-        try await BenchTargets.with(url: nil, freeURL: nil, rail: .l402, lnd: try BenchLNDOptions.parse([]),
-                                    evm: try BenchEVMOptions.parse([]), priceSats: 10, placement: .inProcess) { target in
+        try await Self.withBuiltInL402Target { target in
             let answer = ImmediateTransport(response: TransportResponse(
                 status: .ok, headerFields: [.contentType: "application/json", .contentLength: "13"],
                 body: Array(#"{"free":true}"#.utf8)))
@@ -249,11 +248,16 @@ struct Micro {
         try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
     }
 
+    /// Runs `body` against the built-in L402 paywall and fake LND, in this process (10 sats a call).
+    static func withBuiltInL402Target(_ body: (BenchTarget) async throws -> Void) async throws {
+        try await BenchTargets.with(url: nil, freeURL: nil, rail: .l402, lnd: try BenchLNDOptions.parse([]),
+                                    evm: try BenchEVMOptions.parse([]), priceSats: 10, placement: .inProcess, body)
+    }
+
     /// One paid call through the built-in doubles, recorded in memory.
     static func samplePaidEvent() async throws -> TraceEvent {
         let sink = InMemoryTraceSink()
-        try await BenchTargets.with(url: nil, freeURL: nil, rail: .l402, lnd: try BenchLNDOptions.parse([]),
-                                    evm: try BenchEVMOptions.parse([]), priceSats: 10, placement: .inProcess) { target in
+        try await Self.withBuiltInL402Target { target in
             var config = try BenchConfig.full(target: target, directory: try BenchConfig.freshDirectory("sample"),
                                               reuse: false, probe: false)
             config.traceSink = sink
